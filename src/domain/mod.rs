@@ -1,0 +1,6 @@
+//! Domain types: parsed and validated before anything reaches the store.
+
+pub mod fire;
+pub mod job;
+pub mod plan;
+pub mod schedule;

@@ -1,0 +1,150 @@
+//! Which instants of a job a claim takes, and what its next fire time becomes.
+//!
+//! Pure arithmetic on a schedule, so the misfire rules are tested without a clock or a store.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::job::MisfirePolicy;
+use super::schedule::Schedule;
+
+/// The bounds one claim works within.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// The store's idea of now when the claim runs.
+    pub now: DateTime<Utc>,
+    /// Fires up to and including this instant are claimed (now + look-ahead).
+    pub horizon: DateTime<Utc>,
+    /// A fire earlier than this is a misfire and follows the job's policy.
+    pub misfire_before: DateTime<Utc>,
+    /// At most this many missed fires are called under `MisfirePolicy::All`.
+    pub max_catchup: usize,
+}
+
+impl Window {
+    /// A window at `now` with the given look-ahead and misfire threshold.
+    pub fn new(
+        now: DateTime<Utc>,
+        lookahead: Duration,
+        misfire: Duration,
+        max_catchup: usize,
+    ) -> Self {
+        Window {
+            now,
+            horizon: now + lookahead,
+            misfire_before: now - misfire,
+            max_catchup,
+        }
+    }
+}
+
+/// What a claim does with one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The instants to record as fires, in order.
+    pub fires: Vec<DateTime<Utc>>,
+    /// The job's next fire time after them (`None`: the schedule never fires again).
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Plans the fires of a job whose next fire time is `next` (at or before the horizon).
+///
+/// Instants are stepped from the previous scheduled instant, never from now, so schedules
+/// do not drift; instants before `misfire_before` follow `policy`.
+pub fn plan(schedule: &Schedule, next: DateTime<Utc>, policy: MisfirePolicy, w: &Window) -> Plan {
+    let mut fires = Vec::new();
+    let mut cursor = Some(next);
+    if next < w.misfire_before {
+        match policy {
+            MisfirePolicy::All => {
+                while let Some(t) = cursor {
+                    if t >= w.misfire_before || fires.len() >= w.max_catchup {
+                        break;
+                    }
+                    fires.push(t);
+                    cursor = schedule.next_after(t);
+                }
+            }
+            MisfirePolicy::One => {
+                let latest = schedule
+                    .prev_at_or_before(w.misfire_before - Duration::milliseconds(1))
+                    .filter(|t| *t >= next)
+                    .unwrap_or(next);
+                fires.push(latest);
+            }
+            MisfirePolicy::None => {}
+        }
+        // Back on schedule: the first instant that is not a misfire.
+        if cursor.is_some_and(|t| t < w.misfire_before) {
+            cursor = schedule.next_from(w.misfire_before);
+        }
+    }
+    while let Some(t) = cursor {
+        if t > w.horizon {
+            break;
+        }
+        fires.push(t);
+        cursor = schedule.next_after(t);
+    }
+    Plan {
+        fires,
+        next: cursor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, h, m, s).unwrap()
+    }
+
+    fn window(now: DateTime<Utc>) -> Window {
+        Window::new(now, Duration::seconds(2), Duration::seconds(5), 3)
+    }
+
+    #[test]
+    fn on_time_claims_every_instant_up_to_the_horizon() {
+        let s = Schedule::parse("* * * * * *").unwrap();
+        let p = plan(&s, t(10, 0, 0), MisfirePolicy::One, &window(t(10, 0, 0)));
+        assert_eq!(p.fires, vec![t(10, 0, 0), t(10, 0, 1), t(10, 0, 2)]);
+        assert_eq!(p.next, Some(t(10, 0, 3)));
+    }
+
+    #[test]
+    fn slightly_late_fires_are_not_misfires() {
+        let s = Schedule::parse("* * * * * *").unwrap();
+        let p = plan(&s, t(10, 0, 0), MisfirePolicy::None, &window(t(10, 0, 4)));
+        assert_eq!(p.fires.first(), Some(&t(10, 0, 0)));
+        assert_eq!(p.fires.len(), 7);
+    }
+
+    #[test]
+    fn misfire_policies() {
+        let s = Schedule::parse("*/10 * * * * *").unwrap();
+        // Down from 10:00:00 to 10:01:00: instants 10:00:00 .. 10:00:50 are older than 5 s.
+        let w = window(t(10, 1, 0));
+        let one = plan(&s, t(10, 0, 0), MisfirePolicy::One, &w);
+        assert_eq!(one.fires, vec![t(10, 0, 50), t(10, 1, 0)]);
+        assert_eq!(one.next, Some(t(10, 1, 10)));
+        let none = plan(&s, t(10, 0, 0), MisfirePolicy::None, &w);
+        assert_eq!(none.fires, vec![t(10, 1, 0)]);
+        let all = plan(&s, t(10, 0, 0), MisfirePolicy::All, &w);
+        // Bounded by max_catchup = 3, then back on schedule.
+        assert_eq!(
+            all.fires,
+            vec![t(10, 0, 0), t(10, 0, 10), t(10, 0, 20), t(10, 1, 0)]
+        );
+        assert_eq!(all.next, Some(t(10, 1, 10)));
+    }
+
+    #[test]
+    fn steps_from_the_previous_instant_not_from_now() {
+        let s = Schedule::parse("0 */5 * * * *").unwrap();
+        // Claimed 1.5 s before its instant; the next one is exactly 5 minutes later.
+        let p = plan(&s, t(10, 5, 0), MisfirePolicy::One, &window(t(10, 4, 58)));
+        assert_eq!(p.fires, vec![t(10, 5, 0)]);
+        assert_eq!(p.next, Some(t(10, 10, 0)));
+    }
+}

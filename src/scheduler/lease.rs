@@ -1,0 +1,190 @@
+//! This node's identity, its heartbeat, and the recovery of fires from dead nodes.
+//!
+//! A node that cannot heartbeat for two thirds of the lease stops starting calls (it fences
+//! itself) before any other node may take its fires over. When it is heard again it takes a
+//! new identity, so its old fires are recovered by the ordinary sweep, by itself or another.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Held;
+use crate::clock::Clock;
+use crate::store::{Backend, DynStore, StoreError};
+
+/// This node's identity and how fresh its heartbeat is.
+pub struct Lease {
+    /// The current node id, and its epoch (bumped whenever the id changes).
+    id: RwLock<(Arc<str>, u64)>,
+    /// Copy of the epoch for lock-free checks.
+    epoch: AtomicU64,
+    /// Wall-clock ms when the last successful heartbeat began (0: never).
+    last_ok_ms: AtomicI64,
+    /// Whether the last store round trip of the keeper succeeded.
+    store_ok: AtomicBool,
+    /// The lease: a node silent this long is dead to the others.
+    lease: Duration,
+    /// The wall clock.
+    clock: Arc<dyn Clock>,
+}
+
+impl Lease {
+    /// A fresh identity with no heartbeat yet.
+    pub fn new(lease: Duration, clock: Arc<dyn Clock>) -> Self {
+        Lease {
+            id: RwLock::new((new_node_id(), 0)),
+            epoch: AtomicU64::new(0),
+            last_ok_ms: AtomicI64::new(0),
+            store_ok: AtomicBool::new(false),
+            lease,
+            clock,
+        }
+    }
+
+    /// The current node id and epoch.
+    pub fn node(&self) -> (Arc<str>, u64) {
+        self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether a fire claimed under `epoch` may start now.
+    pub fn may_start(&self, epoch: u64) -> bool {
+        epoch == self.epoch() && self.fresh()
+    }
+
+    /// Whether the heartbeat is fresh enough that no other node can have taken our fires.
+    pub fn fresh(&self) -> bool {
+        let last = self.last_ok_ms.load(Ordering::Acquire);
+        last > 0 && self.clock.now().timestamp_millis() - last < self.fence_after_ms()
+    }
+
+    fn fence_after_ms(&self) -> i64 {
+        (self.lease.as_millis() as i64) * 2 / 3
+    }
+
+    /// Writes one heartbeat, taking a new identity first when the old one lapsed.
+    pub async fn beat(&self, store: &DynStore) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let last = self.last_ok_ms.load(Ordering::Acquire);
+        if last > 0 && now.timestamp_millis() - last >= self.fence_after_ms() {
+            let mut id = self.id.write().unwrap_or_else(|e| e.into_inner());
+            let (old, epoch) = id.clone();
+            *id = (new_node_id(), epoch + 1);
+            self.epoch.store(epoch + 1, Ordering::Release);
+            tracing::warn!(old_node = %old, new_node = %id.0, "lease lapsed: continuing under a new node id; the old one's fires are recovered");
+        }
+        let (node, _) = self.node();
+        match store.heartbeat(&node, now).await {
+            Ok(()) => {
+                self.last_ok_ms
+                    .store(now.timestamp_millis(), Ordering::Release);
+                self.store_ok.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                self.store_ok.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the keeper's last round trip to the store succeeded.
+    pub fn store_ok(&self) -> bool {
+        self.store_ok.load(Ordering::Acquire)
+    }
+}
+
+fn new_node_id() -> Arc<str> {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let id = Uuid::now_v7().simple().to_string();
+    if host.is_empty() {
+        Arc::from(id)
+    } else {
+        Arc::from(format!("{host}-{id}"))
+    }
+}
+
+/// Keeps the heartbeat and sweeps dead nodes' fires into this node's timer.
+pub struct LeaseKeeper {
+    /// The store.
+    pub store: DynStore,
+    /// This node's lease.
+    pub lease: Arc<Lease>,
+    /// Where recovered fires go.
+    pub timer: UnboundedSender<Vec<Held>>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Most fires taken over by one recovery statement.
+const RECOVER_BATCH: u32 = 1000;
+
+impl LeaseKeeper {
+    /// One heartbeat and one recovery sweep; returns how many fires were taken over.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        self.lease.beat(&self.store).await?;
+        let mut taken = 0;
+        loop {
+            let now = self.clock.now();
+            // On SQLite no other node can be alive: the file lock guarantees it.
+            let live_since: DateTime<Utc> = match self.store.backend() {
+                Backend::Sqlite => now + chrono::Duration::days(1),
+                Backend::Postgres => {
+                    now - chrono::Duration::from_std(self.lease.lease).unwrap_or_default()
+                }
+            };
+            let (node, epoch) = self.lease.node();
+            let got = self
+                .store
+                .recover(&node, live_since, now, RECOVER_BATCH)
+                .await?;
+            if got.unknown > 0 {
+                tracing::warn!(
+                    count = got.unknown,
+                    "ATMOST_ONCE fires started by a stopped node recorded as unknown"
+                );
+            }
+            let n = got.fires.len();
+            if n > 0 {
+                tracing::info!(count = n, node = %node, "took over claimed fires of stopped nodes");
+                let held = got
+                    .fires
+                    .into_iter()
+                    .map(|fire| Held { fire, epoch })
+                    .collect();
+                let _ = self.timer.send(held);
+            }
+            taken += n;
+            if n < RECOVER_BATCH as usize {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Runs until `stop`, every third of the lease.
+    pub async fn run(self, stop: CancellationToken) {
+        let period = self.lease.lease / 3;
+        loop {
+            let wait = match self.run_once().await {
+                Ok(_) => period,
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat or recovery failed; retrying");
+                    period.min(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

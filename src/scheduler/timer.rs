@@ -1,0 +1,85 @@
+//! The timer: holds claimed fires of the look-ahead window and releases each to the worker
+//! queue at its instant. Its memory is bounded by the window, not by the number of jobs.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::Held;
+use crate::clock::Clock;
+use crate::worker::Queue;
+
+/// A held fire ordered by due instant, then arrival.
+struct Entry {
+    due_ms: i64,
+    seq: u64,
+    held: Held,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due_ms, self.seq) == (other.due_ms, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.due_ms, self.seq).cmp(&(other.due_ms, other.seq))
+    }
+}
+
+/// The longest single sleep: the wall clock is re-read at least this often.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
+/// The timer's parts.
+pub struct Timer {
+    /// Claimed, recovered and retry fires arrive here.
+    pub incoming: UnboundedReceiver<Vec<Held>>,
+    /// Where due fires go.
+    pub queue: Arc<Queue>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Timer {
+    /// Runs until `stop`; fires still held then are dropped (the store hands them back).
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
+        let mut seq = 0u64;
+        loop {
+            let now_ms = self.clock.now().timestamp_millis();
+            while heap.peek().is_some_and(|Reverse(e)| e.due_ms <= now_ms) {
+                if let Some(Reverse(e)) = heap.pop() {
+                    self.queue.push(e.held);
+                }
+            }
+            let wait = heap
+                .peek()
+                .map(|Reverse(e)| Duration::from_millis((e.due_ms - now_ms) as u64))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                batch = self.incoming.recv() => match batch {
+                    Some(batch) => {
+                        for held in batch {
+                            seq += 1;
+                            heap.push(Reverse(Entry { due_ms: held.fire.due_at.timestamp_millis(), seq, held }));
+                        }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What both backends share in a claim: the rows read and the planning done on them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use uuid::Uuid;
+
+use super::{ExecutionView, from_ms, to_ms};
+use crate::domain::fire::Fire;
+use crate::domain::job::{Delivery, MisfirePolicy, RetryOverride};
+use crate::domain::plan::{Window, plan};
+use crate::domain::schedule::Schedule;
+
+/// Parsed schedules by (expression, zone): parsing costs far more than stepping.
+#[derive(Default)]
+pub struct ScheduleCache {
+    /// Bounded map; cleared when full so memory stays independent of the number of jobs.
+    map: Mutex<HashMap<(String, String), Schedule>>,
+}
+
+const CACHE_BOUND: usize = 4096;
+
+impl ScheduleCache {
+    fn get(&self, expr: &str, tz: &str) -> Option<Schedule> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get(&(expr.to_owned(), tz.to_owned())) {
+            return Some(s.clone());
+        }
+        let parsed = Schedule::parse_in(expr, tz).ok()?;
+        if map.len() >= CACHE_BOUND {
+            map.clear();
+        }
+        map.insert((expr.to_owned(), tz.to_owned()), parsed.clone());
+        Some(parsed)
+    }
+}
+
+/// The columns of a job a claim or a recovery needs.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DueJob {
+    pub id: Uuid,
+    pub schedule: String,
+    pub timezone: String,
+    pub api: String,
+    pub delivery: String,
+    pub misfire_policy: String,
+    pub retry_max_attempts: Option<i32>,
+    pub retry_backoff_ms: Option<i64>,
+    pub retry_max_backoff_ms: Option<i64>,
+    pub next_fire_at: i64,
+}
+
+pub(crate) fn delivery_of(s: &str) -> Delivery {
+    s.parse().unwrap_or(Delivery::AtLeastOnce)
+}
+
+pub(crate) fn retry_of(
+    max: Option<i32>,
+    backoff: Option<i64>,
+    max_backoff: Option<i64>,
+) -> RetryOverride {
+    RetryOverride {
+        max_attempts: max.map(|v| v.max(1) as u32),
+        backoff_ms: backoff.map(|v| v.max(0) as u64),
+        max_backoff_ms: max_backoff.map(|v| v.max(0) as u64),
+    }
+}
+
+/// The fires to record and the next fire times to store, planned from due jobs.
+pub(crate) struct Planned {
+    /// New first attempts, as they will be handed to the timer.
+    pub fires: Vec<Fire>,
+    /// (job, next fire time in ms) for every job read; `None` disables further firing.
+    pub next: Vec<(Uuid, Option<i64>)>,
+}
+
+pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> Planned {
+    let mut fires = Vec::with_capacity(jobs.len() * 2);
+    let mut next = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let Some(schedule) = cache.get(&job.schedule, &job.timezone) else {
+            tracing::error!(job_id = %job.id, schedule = %job.schedule, "stored schedule does not parse: the job stops firing");
+            next.push((job.id, None));
+            continue;
+        };
+        let policy = job.misfire_policy.parse().unwrap_or(MisfirePolicy::One);
+        let p = plan(&schedule, from_ms(job.next_fire_at), policy, w);
+        let api: Arc<str> = Arc::from(job.api.as_str());
+        let delivery = delivery_of(&job.delivery);
+        let retry = retry_of(
+            job.retry_max_attempts,
+            job.retry_backoff_ms,
+            job.retry_max_backoff_ms,
+        );
+        for at in p.fires {
+            fires.push(Fire {
+                execution_id: Uuid::now_v7(),
+                job_id: job.id,
+                scheduled_at: at,
+                due_at: at,
+                attempt: 1,
+                api: api.clone(),
+                delivery,
+                retry,
+            });
+        }
+        next.push((job.id, p.next.map(to_ms)));
+    }
+    Planned { fires, next }
+}
+
+/// An open execution joined with its job, as a recovery sweep reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct OpenExecution {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub scheduled_at: i64,
+    pub attempt: i32,
+    pub due_at: i64,
+    pub api: String,
+    pub delivery: String,
+    pub retry_max_attempts: Option<i32>,
+    pub retry_backoff_ms: Option<i64>,
+    pub retry_max_backoff_ms: Option<i64>,
+}
+
+impl From<OpenExecution> for Fire {
+    fn from(r: OpenExecution) -> Fire {
+        Fire {
+            execution_id: r.id,
+            job_id: r.job_id,
+            scheduled_at: from_ms(r.scheduled_at),
+            due_at: from_ms(r.due_at),
+            attempt: r.attempt.max(1) as u32,
+            api: Arc::from(r.api.as_str()),
+            delivery: delivery_of(&r.delivery),
+            retry: retry_of(
+                r.retry_max_attempts,
+                r.retry_backoff_ms,
+                r.retry_max_backoff_ms,
+            ),
+        }
+    }
+}
+
+/// A history row as both backends read it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    pub id: Uuid,
+    pub executed_at: i64,
+    pub status_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub success: Option<bool>,
+}
+
+impl From<HistoryRow> for ExecutionView {
+    fn from(r: HistoryRow) -> Self {
+        ExecutionView {
+            id: r.id,
+            executed_at: from_ms(r.executed_at),
+            status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),
+            duration_ms: r.duration_ms.unwrap_or(0).max(0) as u64,
+            success: r.success.unwrap_or(false),
+        }
+    }
+}
+
+/// The SELECT list of an [`OpenExecution`]: executions `e` joined with jobs `j`.
+macro_rules! open_execution_columns {
+    () => {
+        "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, j.api, j.delivery, \
+         j.retry_max_attempts, j.retry_backoff_ms, j.retry_max_backoff_ms"
+    };
+}
+pub(crate) use open_execution_columns;

@@ -1,0 +1,202 @@
+//! The store: the single source of truth for jobs, fires and nodes.
+//!
+//! One trait, one implementation per database ([`postgres`], [`sqlite`]), and one
+//! conformance suite (`tests/store_conformance.rs`) run against both. SQL lives only here.
+
+mod claim;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::fire::{Fire, Outcome};
+use crate::domain::job::NewJob;
+
+pub use claim::ScheduleCache;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; the operation may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::Io(_)
+            | E::Tls(_)
+            | E::PoolTimedOut
+            | E::PoolClosed
+            | E::WorkerCrashed
+            | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            E::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // PostgreSQL: connection exceptions (08), shutdown and crash (57P0x);
+                // SQLite: busy (5) and locked (6).
+                if code.starts_with("08") || code.starts_with("57P") || code == "5" || code == "6" {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Other(e.to_string())
+                }
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL: any number of nodes.
+    Postgres,
+    /// An SQLite file: one node.
+    Sqlite,
+}
+
+/// One recorded call as the executions endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionView {
+    /// The execution id.
+    pub id: Uuid,
+    /// When the request left.
+    pub executed_at: DateTime<Utc>,
+    /// The answer's status, when one came.
+    pub status_code: Option<u16>,
+    /// How long the call took.
+    pub duration_ms: u64,
+    /// Whether it succeeded (false for an unknown outcome).
+    pub success: bool,
+}
+
+/// The bounds of one claim, read against the store's clock inside the claim.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimParams {
+    /// How far ahead of now fires are claimed.
+    pub lookahead: Duration,
+    /// Fires older than this are misfires.
+    pub misfire_threshold: Duration,
+    /// Bound on catch-up fires under `MisfirePolicy::All`.
+    pub max_catchup: usize,
+    /// Most jobs advanced by one claim transaction.
+    pub batch: u32,
+}
+
+/// What a recovery sweep took over from dead nodes.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Claimed fires that never started, now owned by the sweeping node.
+    pub fires: Vec<Fire>,
+    /// ATMOST_ONCE fires that had started on a dead node, now recorded as unknown.
+    pub unknown: u64,
+}
+
+/// The operations the scheduler, workers and API need from a database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new job whose first fire is `first_fire`.
+    async fn insert_job(
+        &self,
+        job: &NewJob,
+        first_fire: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Whether a job exists.
+    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// The job's newest executions with a recorded outcome, newest first.
+    async fn recent_executions(
+        &self,
+        job: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ExecutionView>, StoreError>;
+
+    /// Records that `node` is alive at `now`.
+    async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Forgets a node that stopped cleanly.
+    async fn remove_node(&self, node: &str) -> Result<(), StoreError>;
+
+    /// Records the fires of due jobs within the look-ahead window as claimed by `node`, and
+    /// advances the jobs' next fire times, in one transaction. Now is read from `clock`
+    /// once the transaction holds its locks.
+    async fn claim_due(
+        &self,
+        node: &str,
+        params: &ClaimParams,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Fire>, StoreError>;
+
+    /// Marks an ATMOST_ONCE attempt started, durably, before its request leaves. False when
+    /// the attempt is no longer this node's to start.
+    async fn mark_started(
+        &self,
+        execution: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes attempts' outcomes, and the retries they schedule as claimed by `node`, in one
+    /// transaction.
+    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError>;
+
+    /// Hands back every fire `node` claimed but did not start, for any node to take.
+    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;
+
+    /// Takes over, for `node`, claimed fires of nodes not heard from since `live_since` (and
+    /// released ones), and records started ATMOST_ONCE fires of such nodes as unknown.
+    async fn recover(
+        &self,
+        node: &str,
+        live_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Recovered, StoreError>;
+
+    /// Closes the connections.
+    async fn close(&self);
+}
+
+/// A shared store.
+pub type DynStore = Arc<dyn Store>;
+
+/// Connects to the store named by `url` (`postgres://...` or `sqlite://...`) and applies
+/// the migrations.
+pub async fn connect(url: &str, pool_size: u32) -> Result<DynStore, anyhow::Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, pool_size).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+    }
+}
+
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The error text recorded for an ATMOST_ONCE fire whose node died mid-call.
+pub(crate) const UNKNOWN_OUTCOME: &str =
+    "outcome unknown: the node running the call stopped before recording it";

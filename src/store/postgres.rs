@@ -1,0 +1,371 @@
+//! The PostgreSQL store: any number of nodes, claims with `FOR UPDATE SKIP LOCKED`.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use super::claim::{
+    DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
+};
+use super::{
+    Backend, ClaimParams, ExecutionView, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms,
+};
+use crate::clock::Clock;
+use crate::domain::fire::{Fire, Outcome, Verdict};
+use crate::domain::job::NewJob;
+use crate::domain::plan::Window;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A PostgreSQL-backed [`Store`].
+pub struct PgStore {
+    /// The connection pool.
+    pool: PgPool,
+    /// Parsed schedules of the jobs claimed lately.
+    schedules: ScheduleCache,
+}
+
+/// Splits a Prisma-style `?schema=NAME` parameter off a URL: sqlx does not know it.
+fn connect_options(url: &str) -> Result<PgConnectOptions, anyhow::Error> {
+    let mut parsed = url::Url::parse(url)?;
+    let schema = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "schema")
+        .map(|(_, v)| v.into_owned());
+    if schema.is_some() {
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(k, _)| k != "schema")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        parsed.set_query(None);
+        if !kept.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(kept);
+        }
+    }
+    let mut options = PgConnectOptions::from_str(parsed.as_str())?;
+    if let Some(schema) = schema {
+        options = options.options([("search_path", schema.as_str())]);
+    }
+    Ok(options)
+}
+
+impl PgStore {
+    /// Connects and applies the migrations.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, anyhow::Error> {
+        let options = connect_options(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(2))
+            .acquire_timeout(StdDuration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            schedules: ScheduleCache::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_job(
+        &self,
+        job: &NewJob,
+        first_fire: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
+             retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(job.id)
+        .bind(job.schedule.expr())
+        .bind(job.schedule.tz_name())
+        .bind(job.api.as_str())
+        .bind(job.delivery.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.retry.max_attempts.map(|v| v as i32))
+        .bind(job.retry.backoff_ms.map(|v| v as i64))
+        .bind(job.retry.max_backoff_ms.map(|v| v as i64))
+        .bind(first_fire.map(to_ms))
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn recent_executions(
+        &self,
+        job: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ExecutionView>, StoreError> {
+        let rows: Vec<HistoryRow> = sqlx::query_as(
+            "SELECT id, executed_at, status_code, duration_ms, success FROM executions \
+             WHERE job_id = $1 AND executed_at IS NOT NULL AND state IN ('succeeded', 'failed', 'unknown') \
+             ORDER BY executed_at DESC, id DESC LIMIT $2",
+        )
+        .bind(job)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+        )
+        .bind(node)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_node(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        node: &str,
+        params: &ClaimParams,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Fire>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The window is read only now: waiting for a connection must not make it stale.
+        let w = Window::new(
+            clock.now(),
+            params.lookahead,
+            params.misfire_threshold,
+            params.max_catchup,
+        );
+        let jobs: Vec<DueJob> = sqlx::query_as(
+            "SELECT id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
+             retry_backoff_ms, retry_max_backoff_ms, next_fire_at FROM jobs \
+             WHERE enabled AND next_fire_at IS NOT NULL AND next_fire_at <= $1 \
+             ORDER BY next_fire_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(to_ms(w.horizon))
+        .bind(i64::from(params.batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if jobs.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let planned = plan_due(jobs, &w, &self.schedules);
+        let mut fires = planned.fires;
+        if !fires.is_empty() {
+            let ids: Vec<Uuid> = fires.iter().map(|f| f.execution_id).collect();
+            let jobs: Vec<Uuid> = fires.iter().map(|f| f.job_id).collect();
+            let ats: Vec<i64> = fires.iter().map(|f| to_ms(f.scheduled_at)).collect();
+            let inserted: Vec<Uuid> = sqlx::query_scalar(
+                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
+                 SELECT u.id, u.job_id, u.at, 1, u.at, 'claimed', $4 \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(id, job_id, at) \
+                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
+            )
+            .bind(&ids)
+            .bind(&jobs)
+            .bind(&ats)
+            .bind(node)
+            .fetch_all(&mut *tx)
+            .await?;
+            if inserted.len() != fires.len() {
+                let kept: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+                fires.retain(|f| kept.contains(&f.execution_id));
+            }
+        }
+        let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) = planned.next.into_iter().unzip();
+        sqlx::query(
+            "UPDATE jobs SET next_fire_at = u.next FROM UNNEST($1::uuid[], $2::int8[]) AS u(id, next) \
+             WHERE jobs.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(fires)
+    }
+
+    async fn mark_started(
+        &self,
+        execution: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET state = 'started', executed_at = $3 \
+             WHERE id = $1 AND node_id = $2 AND state = 'claimed'",
+        )
+        .bind(execution)
+        .bind(node)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(outcomes.len());
+        let mut states = Vec::with_capacity(outcomes.len());
+        let mut executed = Vec::with_capacity(outcomes.len());
+        let mut codes = Vec::with_capacity(outcomes.len());
+        let mut durations = Vec::with_capacity(outcomes.len());
+        let mut successes = Vec::with_capacity(outcomes.len());
+        let mut errors = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            ids.push(o.execution_id);
+            let ok = o.verdict == Verdict::Succeeded;
+            states.push(if ok { "succeeded" } else { "failed" });
+            executed.push(to_ms(o.executed_at));
+            codes.push(o.status_code.map(i32::from));
+            durations.push(o.duration_ms as i64);
+            successes.push(ok);
+            errors.push(o.error.clone());
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE executions e SET state = u.state, executed_at = u.executed_at, status_code = u.code, \
+             duration_ms = u.duration, success = u.success, error = u.error, node_id = NULL \
+             FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int4[], $5::int8[], $6::bool[], $7::text[]) \
+             AS u(id, state, executed_at, code, duration, success, error) WHERE e.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&executed)
+        .bind(&codes)
+        .bind(&durations)
+        .bind(&successes)
+        .bind(&errors)
+        .execute(&mut *tx)
+        .await?;
+        let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        if !retries.is_empty() {
+            let ids: Vec<Uuid> = retries.iter().map(|f| f.execution_id).collect();
+            let jobs: Vec<Uuid> = retries.iter().map(|f| f.job_id).collect();
+            let ats: Vec<i64> = retries.iter().map(|f| to_ms(f.scheduled_at)).collect();
+            let attempts: Vec<i32> = retries.iter().map(|f| f.attempt as i32).collect();
+            let dues: Vec<i64> = retries.iter().map(|f| to_ms(f.due_at)).collect();
+            sqlx::query(
+                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
+                 SELECT u.id, u.job_id, u.at, u.attempt, u.due, 'claimed', $6 \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int4[], $5::int8[]) \
+                 AS u(id, job_id, at, attempt, due) \
+                 WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = u.job_id) \
+                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING",
+            )
+            .bind(&ids)
+            .bind(&jobs)
+            .bind(&ats)
+            .bind(&attempts)
+            .bind(&dues)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET node_id = NULL WHERE node_id = $1 AND state = 'claimed'",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn recover(
+        &self,
+        node: &str,
+        live_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Recovered, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let unknown = sqlx::query(
+            "UPDATE executions SET state = 'unknown', success = FALSE, error = $3, node_id = NULL, \
+             duration_ms = COALESCE(duration_ms, 0), executed_at = COALESCE(executed_at, $4) \
+             WHERE state = 'started' AND (node_id IS NULL OR (node_id <> $1 AND node_id NOT IN \
+             (SELECT id FROM nodes WHERE heartbeat_at >= $2)))",
+        )
+        .bind(node)
+        .bind(to_ms(live_since))
+        .bind(UNKNOWN_OUTCOME)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
+            "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND (node_id IS NULL OR \
+             (node_id <> $1 AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))) \
+             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE executions e SET node_id = $1 FROM taken, jobs j \
+             WHERE e.id = taken.id AND j.id = e.job_id RETURNING ",
+            open_execution_columns!()
+        ))
+        .bind(node)
+        .bind(to_ms(live_since))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Recovered {
+            fires: rows.into_iter().map(Fire::from).collect(),
+            unknown,
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prisma_schema_parameter_becomes_the_search_path() {
+        let o = connect_options("postgresql://u:p@localhost:5432/db?schema=public&sslmode=disable")
+            .unwrap();
+        assert_eq!(o.get_database(), Some("db"));
+        assert_eq!(o.get_options(), Some("-c search_path=public"));
+    }
+}

@@ -1,0 +1,375 @@
+//! The SQLite store: the zero-setup default, for one node.
+//!
+//! A lock file beside the database makes a second process on the same file refuse to start,
+//! since only one node may claim from an SQLite file. Writes that read first take the write
+//! lock up front (`BEGIN IMMEDIATE`).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+use super::claim::{
+    DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
+};
+use super::{
+    Backend, ClaimParams, ExecutionView, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms,
+};
+use crate::clock::Clock;
+use crate::domain::fire::{Fire, Outcome, Verdict};
+use crate::domain::job::NewJob;
+use crate::domain::plan::Window;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per multi-row INSERT: well under SQLite's bound on bound parameters.
+const CHUNK: usize = 500;
+
+/// An SQLite-backed [`Store`].
+pub struct SqliteStore {
+    /// The connection pool.
+    pool: SqlitePool,
+    /// Parsed schedules of the jobs claimed lately.
+    schedules: ScheduleCache,
+    /// Held for the process's life: the single-node guard (none for in-memory databases).
+    _lock: Option<File>,
+}
+
+/// Takes the single-node lock of the database at `db`.
+fn lock_database(db: &std::path::Path) -> Result<File, anyhow::Error> {
+    let mut path = PathBuf::from(db);
+    let name = format!(
+        "{}.lock",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    path.set_file_name(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open lock file {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "another cronhook process is using the SQLite database {}: SQLite runs a single node \
+             (use PostgreSQL to run several)",
+            db.display()
+        ),
+        Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database, takes the single-node lock and migrates.
+    pub async fn connect(url: &str) -> Result<Self, anyhow::Error> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(StdDuration::from_secs(10))
+            .foreign_keys(true);
+        let filename = options.get_filename().to_path_buf();
+        let in_memory = url.contains(":memory:")
+            || filename.as_os_str().is_empty()
+            || filename.to_string_lossy().contains(":memory:");
+        let lock = if in_memory {
+            None
+        } else {
+            Some(lock_database(&filename)?)
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .acquire_timeout(StdDuration::from_secs(15))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            schedules: ScheduleCache::default(),
+            _lock: lock,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_job(
+        &self,
+        job: &NewJob,
+        first_fire: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
+             retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job.id)
+        .bind(job.schedule.expr())
+        .bind(job.schedule.tz_name())
+        .bind(job.api.as_str())
+        .bind(job.delivery.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.retry.max_attempts.map(|v| v as i32))
+        .bind(job.retry.backoff_ms.map(|v| v as i64))
+        .bind(job.retry.max_backoff_ms.map(|v| v as i64))
+        .bind(first_fire.map(to_ms))
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn recent_executions(
+        &self,
+        job: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ExecutionView>, StoreError> {
+        let rows: Vec<HistoryRow> = sqlx::query_as(
+            "SELECT id, executed_at, status_code, duration_ms, success FROM executions \
+             WHERE job_id = ? AND executed_at IS NOT NULL AND state IN ('succeeded', 'failed', 'unknown') \
+             ORDER BY executed_at DESC, id DESC LIMIT ?",
+        )
+        .bind(job)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(node)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_node(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE id = ?")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        node: &str,
+        params: &ClaimParams,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Fire>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let w = Window::new(
+            clock.now(),
+            params.lookahead,
+            params.misfire_threshold,
+            params.max_catchup,
+        );
+        let jobs: Vec<DueJob> = sqlx::query_as(
+            "SELECT id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
+             retry_backoff_ms, retry_max_backoff_ms, next_fire_at FROM jobs \
+             WHERE enabled = 1 AND next_fire_at IS NOT NULL AND next_fire_at <= ? \
+             ORDER BY next_fire_at LIMIT ?",
+        )
+        .bind(to_ms(w.horizon))
+        .bind(i64::from(params.batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if jobs.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let planned = plan_due(jobs, &w, &self.schedules);
+        let mut fires = planned.fires;
+        let mut inserted: std::collections::HashSet<Uuid> =
+            std::collections::HashSet::with_capacity(fires.len());
+        for chunk in fires.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) ",
+            );
+            q.push_values(chunk, |mut b, f| {
+                let at = to_ms(f.scheduled_at);
+                b.push_bind(f.execution_id)
+                    .push_bind(f.job_id)
+                    .push_bind(at)
+                    .push("1")
+                    .push_bind(at)
+                    .push("'claimed'")
+                    .push_bind(node.to_owned());
+            });
+            q.push(" ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id");
+            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(ids);
+        }
+        fires.retain(|f| inserted.contains(&f.execution_id));
+        for (id, next) in planned.next {
+            sqlx::query("UPDATE jobs SET next_fire_at = ? WHERE id = ?")
+                .bind(next)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(fires)
+    }
+
+    async fn mark_started(
+        &self,
+        execution: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET state = 'started', executed_at = ? \
+             WHERE id = ? AND node_id = ? AND state = 'claimed'",
+        )
+        .bind(to_ms(now))
+        .bind(execution)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for o in outcomes {
+            let ok = o.verdict == Verdict::Succeeded;
+            sqlx::query(
+                "UPDATE executions SET state = ?, executed_at = ?, status_code = ?, duration_ms = ?, \
+                 success = ?, error = ?, node_id = NULL WHERE id = ?",
+            )
+            .bind(if ok { "succeeded" } else { "failed" })
+            .bind(to_ms(o.executed_at))
+            .bind(o.status_code.map(i32::from))
+            .bind(o.duration_ms as i64)
+            .bind(ok)
+            .bind(o.error.as_deref())
+            .bind(o.execution_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        for chunk in retries.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'claimed', v.column6 FROM (",
+            );
+            q.push_values(chunk, |mut b, f| {
+                b.push_bind(f.execution_id)
+                    .push_bind(f.job_id)
+                    .push_bind(to_ms(f.scheduled_at))
+                    .push_bind(f.attempt as i32)
+                    .push_bind(to_ms(f.due_at))
+                    .push_bind(node.to_owned());
+            });
+            q.push(
+                ") AS v WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = v.column2) \
+                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET node_id = NULL WHERE node_id = ? AND state = 'claimed'",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn recover(
+        &self,
+        node: &str,
+        live_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Recovered, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let unknown = sqlx::query(
+            "UPDATE executions SET state = 'unknown', success = 0, error = ?3, node_id = NULL, \
+             duration_ms = COALESCE(duration_ms, 0), executed_at = COALESCE(executed_at, ?4) \
+             WHERE state = 'started' AND (node_id IS NULL OR (node_id <> ?1 AND node_id NOT IN \
+             (SELECT id FROM nodes WHERE heartbeat_at >= ?2)))",
+        )
+        .bind(node)
+        .bind(to_ms(live_since))
+        .bind(UNKNOWN_OUTCOME)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
+            "SELECT ",
+            open_execution_columns!(),
+            " FROM executions e JOIN jobs j ON j.id = e.job_id WHERE e.state = 'claimed' AND \
+             (e.node_id IS NULL OR (e.node_id <> ?1 AND e.node_id NOT IN \
+             (SELECT id FROM nodes WHERE heartbeat_at >= ?2))) ORDER BY e.due_at LIMIT ?3"
+        ))
+        .bind(node)
+        .bind(to_ms(live_since))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            sqlx::query("UPDATE executions SET node_id = ? WHERE id = ?")
+                .bind(node)
+                .bind(r.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Recovered {
+            fires: rows.into_iter().map(Fire::from).collect(),
+            unknown,
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

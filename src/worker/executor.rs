@@ -1,0 +1,303 @@
+//! The executor: makes one HTTP call for one attempt and reports its outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use tokio::sync::mpsc::UnboundedSender;
+use uuid::Uuid;
+
+use super::WorkerStats;
+use crate::backoff;
+use crate::clock::Clock;
+use crate::domain::fire::{Fire, Outcome, Verdict};
+use crate::domain::job::{Delivery, RetryPolicy};
+use crate::scheduler::Held;
+use crate::scheduler::lease::Lease;
+use crate::store::DynStore;
+
+/// Most of an answer's body read (and discarded) so the connection can be reused.
+const MAX_BODY_READ: usize = 64 * 1024;
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Calls targets and hands outcomes to the outcome writer.
+pub struct Executor {
+    /// The HTTP client (connection pool shared by all workers).
+    pub client: reqwest::Client,
+    /// Timeout of one call.
+    pub timeout: Duration,
+    /// The global retry defaults.
+    pub retry: RetryPolicy,
+    /// Marks ATMOST_ONCE attempts started.
+    pub store: DynStore,
+    /// This node's lease: fires of an older identity or a stale lease are not started.
+    pub lease: Arc<Lease>,
+    /// Outcomes go to the writer.
+    pub outcomes: UnboundedSender<Outcome>,
+    /// Fires that could not start yet go back to the timer.
+    pub timer: UnboundedSender<Vec<Held>>,
+    /// Active-call counter.
+    pub stats: Arc<WorkerStats>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What the target did with one request.
+enum Answer {
+    /// A status came back, with its `Retry-After` if any.
+    Status(StatusCode, Option<Duration>),
+    /// No answer: connection failure, timeout, broken response.
+    NoAnswer(String),
+}
+
+impl Executor {
+    /// Builds the shared HTTP client.
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .user_agent(concat!("cronhook/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client's settings are valid")
+    }
+
+    /// Runs one attempt, if it may still start.
+    pub async fn run(&self, held: Held) {
+        if !self.lease.may_start(held.epoch) {
+            tracing::debug!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
+                "not started: this node's lease lapsed; the fire is recovered from the store");
+            return;
+        }
+        self.stats.active.fetch_add(1, Ordering::AcqRel);
+        self.attempt(held).await;
+        self.stats.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    async fn attempt(&self, held: Held) {
+        let fire = held.fire;
+        if fire.delivery == Delivery::AtMostOnce {
+            let (node, _) = self.lease.node();
+            match self
+                .store
+                .mark_started(fire.execution_id, &node, self.clock.now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id, "not started: the fire is no longer this node's");
+                    return;
+                }
+                Err(e) => {
+                    // Nothing was sent; try again shortly rather than risk a second send.
+                    tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
+                        "cannot mark the ATMOST_ONCE fire started; retrying in 1 s");
+                    let mut fire = fire;
+                    fire.due_at = self.clock.now() + chrono::Duration::seconds(1);
+                    let _ = self.timer.send(vec![Held {
+                        fire,
+                        epoch: held.epoch,
+                    }]);
+                    return;
+                }
+            }
+        }
+        let executed_at = self.clock.now();
+        let started = Instant::now();
+        let answer = self.call(&fire, executed_at).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (status_code, verdict, error, retry_after) = match &answer {
+            Answer::Status(s, ra) if s.is_success() => {
+                (Some(s.as_u16()), Verdict::Succeeded, None, *ra)
+            }
+            Answer::Status(s, ra) => (
+                Some(s.as_u16()),
+                Verdict::Failed,
+                Some(format!("target answered {s}")),
+                *ra,
+            ),
+            Answer::NoAnswer(e) => (None, Verdict::Failed, Some(e.clone()), None),
+        };
+        let lag_ms = (executed_at - fire.scheduled_at).num_milliseconds();
+        tracing::info!(
+            job_id = %fire.job_id,
+            execution_id = %fire.execution_id,
+            attempt = fire.attempt,
+            status = status_code,
+            duration_ms,
+            lag_ms,
+            success = verdict == Verdict::Succeeded,
+            error = error.as_deref(),
+            "call"
+        );
+        let retry = self.retry_of(&fire, &answer, retry_after);
+        let _ = self.outcomes.send(Outcome {
+            execution_id: fire.execution_id,
+            executed_at,
+            status_code,
+            duration_ms,
+            verdict,
+            error,
+            retry,
+        });
+    }
+
+    async fn call(&self, fire: &Fire, executed_at: DateTime<Utc>) -> Answer {
+        let scheduled = fire
+            .scheduled_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let body = format!(
+            r#"{{"jobId":"{}","executionId":"{}","scheduledAt":"{}","attempt":{},"sentAt":"{}"}}"#,
+            fire.job_id,
+            fire.execution_id,
+            scheduled,
+            fire.attempt,
+            executed_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+        let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                headers.insert(name, v);
+            }
+        };
+        put("idempotency-key", fire.idempotency_key());
+        put("x-cronhook-job-id", fire.job_id.to_string());
+        put("x-cronhook-execution-id", fire.execution_id.to_string());
+        put("x-cronhook-scheduled-at", scheduled);
+        put("x-cronhook-attempt", fire.attempt.to_string());
+        let sent = self
+            .client
+            .post(&*fire.api)
+            .headers(headers)
+            .body(body)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Answer::NoAnswer(describe(&e, self.timeout)),
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        let mut read = 0usize;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    read += c.len();
+                    if read > MAX_BODY_READ {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Answer::NoAnswer(format!(
+                        "reading the answer failed: {}",
+                        describe(&e, self.timeout)
+                    ));
+                }
+            }
+        }
+        Answer::Status(status, retry_after)
+    }
+
+    /// The next attempt, when this one failed in a retryable way and attempts remain.
+    fn retry_of(
+        &self,
+        fire: &Fire,
+        answer: &Answer,
+        retry_after: Option<Duration>,
+    ) -> Option<Fire> {
+        if fire.delivery != Delivery::AtLeastOnce {
+            return None;
+        }
+        let retryable = match answer {
+            Answer::NoAnswer(_) => true,
+            Answer::Status(s, _) => {
+                s.is_server_error()
+                    || *s == StatusCode::REQUEST_TIMEOUT
+                    || *s == StatusCode::TOO_MANY_REQUESTS
+            }
+        };
+        let policy = self.retry.with(fire.retry);
+        if !retryable || fire.attempt >= policy.max_attempts {
+            return None;
+        }
+        let backoff = backoff::delay(
+            Duration::from_millis(policy.backoff_ms),
+            Duration::from_millis(policy.max_backoff_ms),
+            fire.attempt - 1,
+        );
+        let honoured = match answer {
+            Answer::Status(s, _)
+                if *s == StatusCode::TOO_MANY_REQUESTS || *s == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                retry_after.map(|ra| ra.min(MAX_RETRY_AFTER))
+            }
+            _ => None,
+        };
+        let delay = honoured.map_or(backoff, |ra| ra.max(backoff));
+        Some(Fire {
+            execution_id: Uuid::now_v7(),
+            attempt: fire.attempt + 1,
+            due_at: self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+            ..fire.clone()
+        })
+    }
+}
+
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("timed out after {} ms", timeout.as_millis())
+    } else if e.is_connect() {
+        let mut msg = String::from("connection failed");
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg = format!("connection failed: {s}");
+            src = s.source();
+        }
+        msg
+    } else {
+        let mut msg = e.to_string();
+        if let Some(s) = std::error::Error::source(e) {
+            msg = format!("{msg}: {s}");
+        }
+        msg
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v.trim())
+        .ok()?
+        .with_timezone(&Utc);
+    (at - now).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 2024 00:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! The worker queue: due fires wait here and at most `concurrency` calls run at once.
+
+pub mod executor;
+pub mod outcomes;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::scheduler::Held;
+use executor::Executor;
+
+/// Counters the health endpoint shows.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Fires due and waiting for a worker.
+    pub queued: AtomicUsize,
+    /// Calls in flight.
+    pub active: AtomicUsize,
+}
+
+/// The queue between the timer and the workers.
+pub struct Queue {
+    /// Due fires in order.
+    tx: UnboundedSender<Held>,
+    /// Shared by the workers; whoever holds the lock takes the next fire.
+    rx: Mutex<UnboundedReceiver<Held>>,
+    /// Sizes for the health endpoint.
+    stats: Arc<WorkerStats>,
+}
+
+impl Queue {
+    /// An empty queue reporting into `stats`.
+    pub fn new(stats: Arc<WorkerStats>) -> Self {
+        let (tx, rx) = unbounded_channel();
+        Queue {
+            tx,
+            rx: Mutex::new(rx),
+            stats,
+        }
+    }
+
+    /// Adds a due fire.
+    pub fn push(&self, held: Held) {
+        self.stats.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(held).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    async fn pop(&self) -> Option<Held> {
+        let held = self.rx.lock().await.recv().await;
+        if held.is_some() {
+            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        held
+    }
+}
+
+/// The running workers.
+pub struct WorkerPool {
+    /// One task per worker.
+    tasks: JoinSet<()>,
+}
+
+impl WorkerPool {
+    /// Starts `concurrency` workers taking from `queue` until `stop`.
+    pub fn start(
+        concurrency: usize,
+        queue: Arc<Queue>,
+        executor: Arc<Executor>,
+        stop: CancellationToken,
+    ) -> Self {
+        let mut tasks = JoinSet::new();
+        for _ in 0..concurrency {
+            let queue = queue.clone();
+            let executor = executor.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                loop {
+                    let held = tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => return,
+                        held = queue.pop() => match held { Some(h) => h, None => return },
+                    };
+                    executor.run(held).await;
+                }
+            });
+        }
+        WorkerPool { tasks }
+    }
+
+    /// Waits up to `grace` for the calls in flight, then abandons the rest (their fires
+    /// are recovered from the store). Returns how many were abandoned.
+    pub async fn drain(mut self, grace: Duration) -> usize {
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all_done).await.is_ok() {
+            return 0;
+        }
+        let left = self.tasks.len();
+        self.tasks.shutdown().await;
+        left
+    }
+}
