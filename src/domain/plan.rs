@@ -140,6 +140,19 @@ mod tests {
     }
 
     #[test]
+    fn one_catch_up_is_distinct_from_the_resumed_instants_when_now_has_milliseconds() {
+        let s = Schedule::parse("* * * * * *").unwrap();
+        let now = t(10, 1, 0) + Duration::milliseconds(523);
+        let p = plan(&s, t(10, 0, 0), MisfirePolicy::One, &window(now));
+        // Missed up to 10:00:55.523: the catch-up is 10:00:55, then on schedule from 10:00:56.
+        assert_eq!(p.fires[..3], [t(10, 0, 55), t(10, 0, 56), t(10, 0, 57)]);
+        assert_eq!(p.fires.last(), Some(&t(10, 1, 2)));
+        let none = plan(&s, t(10, 0, 0), MisfirePolicy::None, &window(now));
+        assert_eq!(none.fires.first(), Some(&t(10, 0, 56)));
+        assert_eq!(none.fires.len() + 1, p.fires.len());
+    }
+
+    #[test]
     fn steps_from_the_previous_instant_not_from_now() {
         let s = Schedule::parse("0 */5 * * * *").unwrap();
         // Claimed 1.5 s before its instant; the next one is exactly 5 minutes later.

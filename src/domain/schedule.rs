@@ -85,7 +85,11 @@ impl Schedule {
 
     /// The first instant at or after `t`.
     pub fn next_from(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.find(t, true)
+        // Matching ignores sub-second parts: round up first so the answer is never before `t`.
+        let whole = t
+            .timestamp()
+            .saturating_add(i64::from(t.timestamp_subsec_nanos() > 0));
+        self.find(DateTime::from_timestamp(whole, 0)?, true)
     }
 
     /// The last instant at or before `t`.
@@ -185,6 +189,15 @@ mod tests {
             s.next_from(at(2024, 1, 1, 1, 10, 31)),
             Some(at(2024, 1, 1, 1, 10, 31))
         );
+    }
+
+    #[test]
+    fn sub_second_starting_points_never_give_an_earlier_instant() {
+        let s = Schedule::parse("* * * * * *").unwrap();
+        let t = at(2024, 5, 1, 10, 0, 10) + chrono::Duration::milliseconds(523);
+        assert_eq!(s.next_from(t), Some(at(2024, 5, 1, 10, 0, 11)));
+        assert_eq!(s.next_after(t), Some(at(2024, 5, 1, 10, 0, 11)));
+        assert_eq!(s.prev_at_or_before(t), Some(at(2024, 5, 1, 10, 0, 10)));
     }
 
     #[test]

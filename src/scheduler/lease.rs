@@ -3,9 +3,12 @@
 //! A node that cannot heartbeat for two thirds of the lease stops starting calls (it fences
 //! itself) before any other node may take its fires over. When it is heard again it takes a
 //! new identity, so its old fires are recovered by the ordinary sweep, by itself or another.
+//! The old identity is kept alive until every call started under it has its outcome stored,
+//! so a call whose outcome was merely waiting for the database is not made again.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +30,10 @@ pub struct Lease {
     last_ok_ms: AtomicI64,
     /// Whether the last store round trip of the keeper succeeded.
     store_ok: AtomicBool,
+    /// Calls started under each epoch whose outcome is not stored yet.
+    unsettled: Mutex<HashMap<u64, usize>>,
+    /// Earlier identities still heartbeated until their calls are settled.
+    retired: Mutex<Vec<(Arc<str>, u64)>>,
     /// The lease: a node silent this long is dead to the others.
     lease: Duration,
     /// The wall clock.
@@ -41,6 +48,8 @@ impl Lease {
             epoch: AtomicU64::new(0),
             last_ok_ms: AtomicI64::new(0),
             store_ok: AtomicBool::new(false),
+            unsettled: Mutex::default(),
+            retired: Mutex::default(),
             lease,
             clock,
         }
@@ -67,6 +76,48 @@ impl Lease {
         last > 0 && self.clock.now().timestamp_millis() - last < self.fence_after_ms()
     }
 
+    /// A call under `epoch` started: its outcome is owed to the store.
+    pub fn begin(&self, epoch: u64) {
+        *self
+            .unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(epoch)
+            .or_default() += 1;
+    }
+
+    /// The outcome of a call under `epoch` is stored (or there is none to store).
+    pub fn settle(&self, epoch: u64) {
+        let mut map = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&epoch) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&epoch);
+            }
+        }
+    }
+
+    fn settled(&self, epoch: u64) -> bool {
+        !self
+            .unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&epoch)
+    }
+
+    /// Every identity this node still answers for: the current one and retired ones.
+    pub fn all_ids(&self) -> Vec<Arc<str>> {
+        let mut ids = vec![self.node().0];
+        ids.extend(
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(id, _)| id.clone()),
+        );
+        ids
+    }
+
     fn fence_after_ms(&self) -> i64 {
         (self.lease.as_millis() as i64) * 2 / 3
     }
@@ -80,6 +131,10 @@ impl Lease {
             let (old, epoch) = id.clone();
             *id = (new_node_id(), epoch + 1);
             self.epoch.store(epoch + 1, Ordering::Release);
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((old.clone(), epoch));
             tracing::warn!(old_node = %old, new_node = %id.0, "lease lapsed: continuing under a new node id; the old one's fires are recovered");
         }
         let (node, _) = self.node();
@@ -88,11 +143,35 @@ impl Lease {
                 self.last_ok_ms
                     .store(now.timestamp_millis(), Ordering::Release);
                 self.store_ok.store(true, Ordering::Release);
+                self.beat_retired(store, now).await;
                 Ok(())
             }
             Err(e) => {
                 self.store_ok.store(false, Ordering::Release);
                 Err(e)
+            }
+        }
+    }
+
+    /// Keeps retired identities alive while their calls are unsettled; then lets them go,
+    /// so the sweep recovers the fires they held but never started.
+    async fn beat_retired(&self, store: &DynStore, now: DateTime<Utc>) {
+        let retired: Vec<(Arc<str>, u64)> = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (old, epoch) in retired {
+            if self.settled(epoch) {
+                if store.remove_node(&old).await.is_ok() {
+                    self.retired
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|(id, _)| *id != old);
+                    tracing::info!(old_node = %old, "retired node id released; its unstarted fires are recovered");
+                }
+            } else {
+                let _ = store.heartbeat(&old, now).await;
             }
         }
     }

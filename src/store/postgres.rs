@@ -137,7 +137,7 @@ impl Store for PgStore {
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = GREATEST(nodes.heartbeat_at, EXCLUDED.heartbeat_at)",
         )
         .bind(node)
         .bind(to_ms(now))

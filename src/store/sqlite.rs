@@ -171,7 +171,7 @@ impl Store for SqliteStore {
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)",
         )
         .bind(node)
         .bind(to_ms(now))

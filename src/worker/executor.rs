@@ -36,8 +36,8 @@ pub struct Executor {
     pub store: DynStore,
     /// This node's lease: fires of an older identity or a stale lease are not started.
     pub lease: Arc<Lease>,
-    /// Outcomes go to the writer.
-    pub outcomes: UnboundedSender<Outcome>,
+    /// Outcomes go to the writer, with the lease epoch of their call.
+    pub outcomes: UnboundedSender<(Outcome, u64)>,
     /// Fires that could not start yet go back to the timer.
     pub timer: UnboundedSender<Vec<Held>>,
     /// Active-call counter.
@@ -73,12 +73,18 @@ impl Executor {
                 "not started: this node's lease lapsed; the fire is recovered from the store");
             return;
         }
+        let epoch = held.epoch;
+        self.lease.begin(epoch);
         self.stats.active.fetch_add(1, Ordering::AcqRel);
-        self.attempt(held).await;
+        let sent = self.attempt(held).await;
         self.stats.active.fetch_sub(1, Ordering::AcqRel);
+        if !sent {
+            self.lease.settle(epoch);
+        }
     }
 
-    async fn attempt(&self, held: Held) {
+    /// Makes the call; returns whether an outcome went to the writer.
+    async fn attempt(&self, held: Held) -> bool {
         let fire = held.fire;
         if fire.delivery == Delivery::AtMostOnce {
             let (node, _) = self.lease.node();
@@ -90,7 +96,7 @@ impl Executor {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id, "not started: the fire is no longer this node's");
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     // Nothing was sent; try again shortly rather than risk a second send.
@@ -102,7 +108,7 @@ impl Executor {
                         fire,
                         epoch: held.epoch,
                     }]);
-                    return;
+                    return false;
                 }
             }
         }
@@ -135,7 +141,7 @@ impl Executor {
             "call"
         );
         let retry = self.retry_of(&fire, &answer, retry_after);
-        let _ = self.outcomes.send(Outcome {
+        let outcome = Outcome {
             execution_id: fire.execution_id,
             executed_at,
             status_code,
@@ -143,7 +149,8 @@ impl Executor {
             verdict,
             error,
             retry,
-        });
+        };
+        self.outcomes.send((outcome, held.epoch)).is_ok()
     }
 
     async fn call(&self, fire: &Fire, executed_at: DateTime<Utc>) -> Answer {

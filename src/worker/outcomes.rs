@@ -19,8 +19,9 @@ const MAX_REJECTED: u32 = 5;
 
 /// The writer's parts.
 pub struct OutcomeWriter {
-    /// Outcomes arrive here; the writer stops when every sender is gone and all is written.
-    pub incoming: UnboundedReceiver<Outcome>,
+    /// Outcomes arrive here with their call's lease epoch; the writer stops when every
+    /// sender is gone and all is written.
+    pub incoming: UnboundedReceiver<(Outcome, u64)>,
     /// The store written to.
     pub store: DynStore,
     /// Retries are claimed under this node's current id.
@@ -34,15 +35,22 @@ impl OutcomeWriter {
     /// retried with backoff, so no outcome is dropped for an outage.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut epochs = Vec::with_capacity(BATCH);
         while let Some(first) = self.incoming.recv().await {
-            batch.push(first);
-            while batch.len() < BATCH {
-                match self.incoming.try_recv() {
-                    Ok(o) => batch.push(o),
-                    Err(_) => break,
-                }
+            let mut next = Some(first);
+            while let Some((outcome, epoch)) = next {
+                batch.push(outcome);
+                epochs.push(epoch);
+                next = if batch.len() < BATCH {
+                    self.incoming.try_recv().ok()
+                } else {
+                    None
+                };
             }
             self.write(&batch).await;
+            for epoch in epochs.drain(..) {
+                self.lease.settle(epoch);
+            }
             batch.clear();
         }
     }

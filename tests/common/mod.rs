@@ -412,3 +412,21 @@ pub async fn create_job(server: &Server, body: serde_json::Value) -> String {
     assert_eq!(status, 201, "create job: {v}");
     v["jobId"].as_str().unwrap().to_owned()
 }
+
+/// Awaits `check` every 200 ms until it holds or `within` passes.
+pub async fn eventually_async<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,123 @@
+//! PostgreSQL stopped mid-run: health goes unhealthy then healthy by itself, the process
+//! keeps running, and fires that fell due meanwhile follow each job's misfire policy.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Behaviour, Server, Target, client, create_job, eventually_async};
+use crate::pg::PrivatePg;
+use crate::{SERIAL, instant_of, now_ms};
+
+async fn health(server: &Server) -> (u16, Value) {
+    match client().get(server.url("/health")).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_restart_mid_run() {
+    let _serial = SERIAL.lock().await;
+    let pg = PrivatePg::start();
+    let target = Target::start(Behaviour::default()).await;
+    let mut server = Server::start(&pg.url(), &[("MISFIRE_THRESHOLD_MS", "1000".into())]);
+    let job = |policy: &str| json!({"schedule": "* * * * * *", "api": target.url(), "misfirePolicy": policy});
+    let all = create_job(&server, job("all")).await;
+    let one = create_job(&server, job("one")).await;
+    let none = create_job(&server, job("none")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(health(&server).await.0, 200);
+
+    pg.down();
+    let down_at = now_ms();
+    let went_unhealthy = eventually_async(Duration::from_secs(10), || async {
+        let (status, body) = health(&server).await;
+        status == 503 && body["status"] == "unhealthy" && body["reason"].is_string()
+    })
+    .await;
+    assert!(went_unhealthy, "health reports unhealthy during the outage");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "still running during the outage"
+    );
+    pg.up();
+    let up_at = now_ms();
+    let recovered = eventually_async(Duration::from_secs(20), || async {
+        health(&server).await.0 == 200
+    })
+    .await;
+    assert!(recovered, "healthy again by itself:\n{}", server.log_text());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(server.child.try_wait().unwrap().is_none(), "never exited");
+
+    // Instants from 2 s into the outage (past what was claimed ahead before it) to 3 s after.
+    let window = |job: &str| -> BTreeSet<i64> {
+        target
+            .calls_of(job)
+            .iter()
+            .map(instant_of)
+            .filter(|t| *t >= down_at + 2000 && *t <= up_at + 3000)
+            .collect()
+    };
+    let (w_all, w_one, w_none) = (window(&all), window(&one), window(&none));
+    for (name, job) in [("all", &all), ("one", &one), ("none", &none)] {
+        let rel: Vec<i64> = target
+            .calls_of(job)
+            .iter()
+            .map(|c| (instant_of(c) - down_at) / 100)
+            .collect();
+        eprintln!(
+            "{name}: instants relative to the outage start (0.1 s): {rel:?}; up at {}",
+            (up_at - down_at) / 100
+        );
+    }
+    let first = (down_at + 2000).div_euclid(1000) * 1000
+        + if (down_at + 2000) % 1000 == 0 {
+            0
+        } else {
+            1000
+        };
+    let expected_all: BTreeSet<i64> = (first..=up_at + 3000).step_by(1000).collect();
+    eprintln!(
+        "outage {} ms: all {} / one {} / none {} calls in the window of {} instants",
+        up_at - down_at,
+        w_all.len(),
+        w_one.len(),
+        w_none.len(),
+        expected_all.len()
+    );
+    assert_eq!(
+        w_all, expected_all,
+        "misfirePolicy all: every missed instant called"
+    );
+    // `none` resumes with the first instant that is not a misfire; `one` adds one catch-up
+    // call for the latest missed instant before that.
+    assert!(!w_none.is_empty(), "none resumes firing");
+    assert!(
+        w_none.len() < expected_all.len() - 5,
+        "none skips the missed instants: {w_none:?}"
+    );
+    assert!(w_none.is_subset(&w_one), "one fires everything none fires");
+    assert_eq!(
+        w_one.len(),
+        w_none.len() + 1,
+        "one adds exactly one catch-up call: one {w_one:?} none {w_none:?}"
+    );
+    let extra = *w_one.difference(&w_none).next().unwrap();
+    assert!(
+        extra < *w_none.iter().next().unwrap(),
+        "the catch-up is for a missed instant"
+    );
+    // Nothing was called twice.
+    assert!(
+        target.per_fire().values().all(|n| *n == 1),
+        "no fire called twice"
+    );
+    server.kill();
+}

@@ -1,0 +1,925 @@
+//! The store conformance suite: every operation of `Store`, written once and run against a
+//! real PostgreSQL and a real SQLite file.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::{Db, TestDb};
+use cronhook::clock::Clock;
+use cronhook::domain::fire::{Fire, Outcome, Verdict};
+use cronhook::domain::job::{Delivery, MisfirePolicy, NewJob, RetryOverride, TargetUrl};
+use cronhook::domain::schedule::Schedule;
+use cronhook::store::{self, Backend, ClaimParams, DynStore, ExecutionView, Recovered};
+use uuid::Uuid;
+
+/// Generates one `#[tokio::test]` per backend for each case.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use super::Db;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$case(Db::Postgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$case(Db::Sqlite).await
+                }
+            }
+        )*
+    };
+}
+
+conformance!(
+    case_ping_and_backend,
+    case_insert_and_exists,
+    case_claim_window_and_continuity,
+    case_claim_batch_and_horizon,
+    case_misfire_policies,
+    case_recent_executions,
+    case_retry_is_claimed_by_the_recording_node,
+    case_heartbeat_recover_release,
+    case_mark_started_at_most_once,
+    case_unique_fire_identity_under_concurrency,
+    case_times_round_trip_in_milliseconds,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Support
+// ---------------------------------------------------------------------------------------------
+
+/// A clock that says what the test tells it to.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn at(t: DateTime<Utc>) -> Arc<TestClock> {
+        Arc::new(TestClock(Mutex::new(t)))
+    }
+
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A connected store on a fresh database. The store is declared first so it is dropped
+/// before the database is.
+struct Ctx {
+    store: DynStore,
+    db: TestDb,
+}
+
+async fn open(kind: Db) -> Ctx {
+    let db = TestDb::new(kind).await;
+    let store = store::connect(&db.url, 4)
+        .await
+        .expect("connect and migrate");
+    Ctx { store, db }
+}
+
+/// A fixed instant on a 10-second boundary: 2024-05-01 10:00:00 UTC.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+}
+
+/// `t0` plus `n` seconds.
+fn secs(n: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(n)
+}
+
+/// `t0` plus `n` milliseconds.
+fn ms(n: i64) -> DateTime<Utc> {
+    t0() + Duration::milliseconds(n)
+}
+
+const API: &str = "http://127.0.0.1:9/hook";
+
+fn new_job(expr: &str) -> NewJob {
+    NewJob {
+        id: Uuid::now_v7(),
+        schedule: Schedule::parse(expr).unwrap(),
+        api: TargetUrl::parse(API).unwrap(),
+        delivery: Delivery::AtLeastOnce,
+        misfire: MisfirePolicy::One,
+        retry: RetryOverride::default(),
+    }
+}
+
+async fn insert(s: &DynStore, job: &NewJob, first: Option<DateTime<Utc>>) {
+    s.insert_job(job, first, t0() - Duration::hours(1))
+        .await
+        .expect("insert_job");
+}
+
+fn params(lookahead: Duration) -> ClaimParams {
+    ClaimParams {
+        lookahead,
+        misfire_threshold: Duration::seconds(5),
+        max_catchup: 3,
+        batch: 100,
+    }
+}
+
+async fn claim(s: &DynStore, node: &str, p: &ClaimParams, clock: &TestClock) -> Vec<Fire> {
+    s.claim_due(node, p, clock).await.expect("claim_due")
+}
+
+async fn recover(
+    s: &DynStore,
+    node: &str,
+    live_since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Recovered {
+    s.recover(node, live_since, now, limit)
+        .await
+        .expect("recover")
+}
+
+/// The scheduled instants of `job`'s fires, sorted.
+fn instants(fires: &[Fire], job: Uuid) -> Vec<DateTime<Utc>> {
+    let mut v: Vec<_> = fires
+        .iter()
+        .filter(|f| f.job_id == job)
+        .map(|f| f.scheduled_at)
+        .collect();
+    v.sort();
+    v
+}
+
+fn ids(fires: &[Fire]) -> HashSet<Uuid> {
+    fires.iter().map(|f| f.execution_id).collect()
+}
+
+fn outcome(
+    f: &Fire,
+    executed_at: DateTime<Utc>,
+    status_code: Option<u16>,
+    duration_ms: u64,
+    verdict: Verdict,
+    error: Option<&str>,
+) -> Outcome {
+    Outcome {
+        execution_id: f.execution_id,
+        executed_at,
+        status_code,
+        duration_ms,
+        verdict,
+        error: error.map(str::to_owned),
+        retry: None,
+    }
+}
+
+fn success(f: &Fire, executed_at: DateTime<Utc>) -> Outcome {
+    outcome(f, executed_at, Some(200), 12, Verdict::Succeeded, None)
+}
+
+/// Asserts two fires are the same attempt with the same job settings.
+fn assert_same_fire(got: &Fire, want: &Fire) {
+    assert_eq!(got.execution_id, want.execution_id, "execution id");
+    assert_eq!(got.job_id, want.job_id, "job id");
+    assert_eq!(got.scheduled_at, want.scheduled_at, "scheduled_at");
+    assert_eq!(got.due_at, want.due_at, "due_at");
+    assert_eq!(got.attempt, want.attempt, "attempt");
+    assert_eq!(&*got.api, &*want.api, "api");
+    assert_eq!(got.delivery, want.delivery, "delivery");
+    assert_eq!(got.retry, want.retry, "retry override");
+}
+
+/// Asserts `got` holds exactly the fires of `want` (any order), attempt by attempt.
+fn assert_same_fires(got: &[Fire], want: &[&Fire]) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "fire count: got {got:?}, want {want:?}"
+    );
+    for w in want {
+        let g = got
+            .iter()
+            .find(|g| g.execution_id == w.execution_id)
+            .unwrap_or_else(|| panic!("fire {w:?} missing from {got:?}"));
+        assert_same_fire(g, w);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------------------------
+
+/// Case 1: The database answers and the store says which one it is.
+async fn case_ping_and_backend(kind: Db) {
+    let ctx = open(kind).await;
+    ctx.store.ping().await.expect("ping");
+    let want = match ctx.db.kind {
+        Db::Postgres => Backend::Postgres,
+        Db::Sqlite => Backend::Sqlite,
+    };
+    assert_eq!(ctx.store.backend(), want);
+    // Still answers after a few round trips on the pool.
+    for _ in 0..3 {
+        ctx.store.ping().await.expect("ping again");
+    }
+}
+
+/// Case 2: Inserted jobs exist, other ids do not, and an id cannot be inserted twice.
+async fn case_insert_and_exists(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("*/5 * * * *");
+    let disabled = new_job("* * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    insert(s, &disabled, None).await;
+    assert!(s.job_exists(job.id).await.unwrap());
+    assert!(s.job_exists(disabled.id).await.unwrap());
+    assert!(!s.job_exists(Uuid::now_v7()).await.unwrap());
+    assert!(
+        s.insert_job(&job, Some(secs(0)), secs(0)).await.is_err(),
+        "a second insert of the same id must fail"
+    );
+    assert!(s.job_exists(job.id).await.unwrap());
+}
+
+/// Case 3: A claim takes exactly the instants up to now + look-ahead; later claims continue from
+/// the previous scheduled instant without gaps or duplicates.
+async fn case_claim_window_and_continuity(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("* * * * * *");
+    job.retry = RetryOverride {
+        max_attempts: Some(4),
+        backoff_ms: Some(250),
+        max_backoff_ms: None,
+    };
+    insert(s, &job, Some(secs(0))).await;
+    // Daily at 06:00 in New York: t0 (10:00 UTC, EDT) then 24 h later. The zone must be
+    // stored and used by the claim, or the next instant would be 06:00 UTC.
+    let mut zoned = new_job("0 0 6 * * *");
+    zoned.schedule = Schedule::parse_in("0 0 6 * * *", "America/New_York").unwrap();
+    insert(s, &zoned, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::seconds(2));
+
+    let first = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&first, zoned.id), vec![secs(0)]);
+    let first: Vec<Fire> = first.into_iter().filter(|f| f.job_id == job.id).collect();
+    assert_eq!(instants(&first, job.id), vec![secs(0), secs(1), secs(2)]);
+    assert_eq!(first.len(), 3);
+    assert_eq!(ids(&first).len(), 3, "execution ids are distinct");
+    for f in &first {
+        assert_eq!(f.job_id, job.id);
+        assert_eq!(f.attempt, 1);
+        assert_eq!(f.due_at, f.scheduled_at);
+        assert_eq!(&*f.api, job.api.as_str());
+        assert_eq!(f.delivery, Delivery::AtLeastOnce);
+        assert_eq!(f.retry, job.retry);
+    }
+
+    // Same now: the next fire time moved past the horizon.
+    assert!(claim(s, "node-a", &p, &clock).await.is_empty());
+
+    let mut all: Vec<DateTime<Utc>> = instants(&first, job.id);
+    let mut all_ids = ids(&first);
+    // (clock, instants expected from that claim)
+    let steps: [(DateTime<Utc>, Vec<DateTime<Utc>>); 4] = [
+        (ms(1500), vec![secs(3)]),
+        (secs(5), vec![secs(4), secs(5), secs(6), secs(7)]),
+        (ms(5200), vec![]),
+        (secs(10), (8..=12).map(secs).collect()),
+    ];
+    for (now, want) in steps {
+        clock.set(now);
+        let got = claim(s, "node-a", &p, &clock).await;
+        assert_eq!(instants(&got, job.id), want, "claim at {now}");
+        for f in &got {
+            assert!(all_ids.insert(f.execution_id), "execution id reused: {f:?}");
+            assert_eq!(f.attempt, 1);
+            assert_eq!(f.due_at, f.scheduled_at);
+        }
+        all.extend(instants(&got, job.id));
+    }
+    let want: Vec<_> = (0..=12).map(secs).collect();
+    assert_eq!(all, want, "no gap, no duplicate across claims");
+
+    // A day later (the per-second job misfires meanwhile; only the zoned one matters here).
+    clock.set(secs(86_400) - Duration::seconds(2));
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&got, zoned.id), vec![secs(86_400)]);
+}
+
+/// Case 4: One claim advances at most `batch` jobs, earliest first; jobs beyond the horizon and
+/// jobs without a next fire are not claimed.
+async fn case_claim_batch_and_horizon(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let a = new_job("* * * * * *");
+    let b = new_job("* * * * * *");
+    let c = new_job("* * * * * *");
+    let later = new_job("* * * * * *");
+    let never = new_job("* * * * * *");
+    // Inserted out of order: the claim orders by next fire time.
+    insert(s, &c, Some(secs(0))).await;
+    insert(s, &later, Some(secs(3600))).await;
+    insert(s, &a, Some(secs(-2))).await;
+    insert(s, &never, None).await;
+    insert(s, &b, Some(secs(-1))).await;
+
+    let clock = TestClock::at(secs(0));
+    let mut p = params(Duration::zero());
+    p.batch = 2;
+    let first = claim(s, "node-a", &p, &clock).await;
+    let jobs: HashSet<Uuid> = first.iter().map(|f| f.job_id).collect();
+    assert_eq!(jobs, HashSet::from([a.id, b.id]), "the two earliest jobs");
+    assert_eq!(instants(&first, a.id), vec![secs(-2), secs(-1), secs(0)]);
+    assert_eq!(instants(&first, b.id), vec![secs(-1), secs(0)]);
+
+    let second = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(instants(&second, c.id), vec![secs(0)]);
+
+    assert!(claim(s, "node-a", &p, &clock).await.is_empty());
+
+    // Just before the far job's instant: still beyond the horizon.
+    p.batch = 100;
+    p.lookahead = Duration::seconds(2);
+    clock.set(secs(3600) - Duration::milliseconds(2001));
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert!(instants(&got, later.id).is_empty(), "{got:?}");
+    assert!(instants(&got, never.id).is_empty());
+    // Its instant enters the horizon.
+    clock.set(secs(3600) - Duration::milliseconds(2000));
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&got, later.id), vec![secs(3600)]);
+    assert!(instants(&got, never.id).is_empty());
+}
+
+/// Case 5: Misfire policies applied by the store: one, none and all (bounded by max_catchup).
+async fn case_misfire_policies(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut one = new_job("*/10 * * * * *");
+    one.misfire = MisfirePolicy::One;
+    let mut none = new_job("*/10 * * * * *");
+    none.misfire = MisfirePolicy::None;
+    let mut all = new_job("*/10 * * * * *");
+    all.misfire = MisfirePolicy::All;
+    for j in [&one, &none, &all] {
+        insert(s, j, Some(secs(0))).await;
+    }
+    // Down from t0 to t0 + 60 s; instants t0 .. t0+50 are older than the 5 s threshold.
+    let clock = TestClock::at(secs(60));
+    let p = ClaimParams {
+        lookahead: Duration::seconds(2),
+        misfire_threshold: Duration::seconds(5),
+        max_catchup: 3,
+        batch: 100,
+    };
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&got, one.id), vec![secs(50), secs(60)], "one");
+    assert_eq!(instants(&got, none.id), vec![secs(60)], "none");
+    assert_eq!(
+        instants(&got, all.id),
+        vec![secs(0), secs(10), secs(20), secs(60)],
+        "all, bounded by max_catchup = 3"
+    );
+    assert_eq!(got.len(), 2 + 1 + 4);
+    for f in &got {
+        assert_eq!(f.attempt, 1);
+        assert_eq!(
+            f.due_at, f.scheduled_at,
+            "catch-up fires are due at their instant"
+        );
+    }
+
+    // Back on schedule: nothing more at the same now, then the next on-time instant.
+    assert!(claim(s, "node-a", &p, &clock).await.is_empty());
+
+    // Every missed instant when max_catchup allows it.
+    let mut all_wide = new_job("*/10 * * * * *");
+    all_wide.misfire = MisfirePolicy::All;
+    insert(s, &all_wide, Some(secs(0))).await;
+    let wide = ClaimParams {
+        max_catchup: 100,
+        ..p
+    };
+    let got = claim(s, "node-a", &wide, &clock).await;
+    assert_eq!(
+        instants(&got, all_wide.id),
+        (0..=6).map(|i| secs(i * 10)).collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), 7, "only the new job was due: {got:?}");
+
+    clock.set(secs(70));
+    let got = claim(s, "node-a", &p, &clock).await;
+    for j in [&one, &none, &all, &all_wide] {
+        assert_eq!(instants(&got, j.id), vec![secs(70)], "{:?}", j.misfire);
+    }
+    assert_eq!(got.len(), 4);
+
+    // A claim that records no fire still advances the job: hourly, down for 2.5 hours.
+    let mut hourly_none = new_job("0 0 * * * *");
+    hourly_none.misfire = MisfirePolicy::None;
+    let mut hourly_one = new_job("0 0 * * * *");
+    hourly_one.misfire = MisfirePolicy::One;
+    insert(s, &hourly_none, Some(secs(-2 * 3600))).await;
+    insert(s, &hourly_one, Some(secs(-2 * 3600))).await;
+    clock.set(secs(1800));
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert!(instants(&got, hourly_none.id).is_empty(), "{got:?}");
+    assert_eq!(instants(&got, hourly_one.id), vec![secs(0)]);
+    assert!(claim(s, "node-a", &p, &clock).await.is_empty());
+    clock.set(secs(3600));
+    let got = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&got, hourly_none.id), vec![secs(3600)]);
+    assert_eq!(instants(&got, hourly_one.id), vec![secs(3600)]);
+}
+
+/// Case 6: Recent executions: recorded outcomes only, newest first, bounded by the limit.
+async fn case_recent_executions(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    let idle = new_job("* * * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    insert(s, &idle, None).await;
+    let clock = TestClock::at(secs(0));
+    let mut fires = claim(s, "node-a", &params(Duration::seconds(4)), &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    assert_eq!(fires.len(), 5);
+
+    assert!(
+        s.recent_executions(job.id, 10).await.unwrap().is_empty(),
+        "claimed fires are not executions yet"
+    );
+
+    let recorded = [
+        success(&fires[0], ms(10)),
+        outcome(
+            &fires[1],
+            ms(1020),
+            Some(500),
+            30,
+            Verdict::Failed,
+            Some("HTTP 500"),
+        ),
+        outcome(&fires[2], ms(2005), Some(200), 7, Verdict::Succeeded, None),
+        outcome(
+            &fires[3],
+            ms(3100),
+            None,
+            5000,
+            Verdict::Failed,
+            Some("connection refused"),
+        ),
+    ];
+    // Two transactions: the history does not depend on how outcomes were batched.
+    s.record_outcomes("node-a", &recorded[..1]).await.unwrap();
+    s.record_outcomes("node-a", &recorded[1..]).await.unwrap();
+
+    let view = |o: &Outcome| ExecutionView {
+        id: o.execution_id,
+        executed_at: o.executed_at,
+        status_code: o.status_code,
+        duration_ms: o.duration_ms,
+        success: o.verdict == Verdict::Succeeded,
+    };
+    let newest_first: Vec<ExecutionView> = recorded.iter().rev().map(view).collect();
+
+    let got = s.recent_executions(job.id, 10).await.unwrap();
+    assert_eq!(got, newest_first, "fires[4] is claimed, not listed");
+    assert_eq!(got[0].status_code, None);
+    assert!(!got[0].success);
+    assert_eq!(got[2].status_code, Some(500));
+    assert!(!got[2].success);
+
+    let got = s.recent_executions(job.id, 3).await.unwrap();
+    assert_eq!(got, newest_first[..3].to_vec());
+    let got = s.recent_executions(job.id, 1).await.unwrap();
+    assert_eq!(got, newest_first[..1].to_vec());
+    assert!(s.recent_executions(job.id, 0).await.unwrap().is_empty());
+
+    // Newest by executed_at, not by scheduled instant.
+    let late = success(&fires[4], ms(500));
+    s.record_outcomes("node-a", std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    let got = s.recent_executions(job.id, 10).await.unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[3], view(&late));
+    let times: Vec<_> = got.iter().map(|v| v.executed_at).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+
+    assert!(s.recent_executions(idle.id, 10).await.unwrap().is_empty());
+    assert!(
+        s.recent_executions(Uuid::now_v7(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Case 7: A retry written with an outcome is a claimed attempt owned by the recording node.
+async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("* * * * * *");
+    job.retry = RetryOverride {
+        max_attempts: Some(3),
+        backoff_ms: Some(2500),
+        max_backoff_ms: Some(60_000),
+    };
+    insert(s, &job, Some(secs(0))).await;
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::zero()), &clock).await;
+    assert_eq!(fires.len(), 1);
+    let first = &fires[0];
+
+    let retry = Fire {
+        execution_id: Uuid::now_v7(),
+        due_at: ms(2520),
+        attempt: 2,
+        ..first.clone()
+    };
+    let mut failed = outcome(
+        first,
+        ms(20),
+        Some(503),
+        15,
+        Verdict::Failed,
+        Some("HTTP 503"),
+    );
+    failed.retry = Some(retry.clone());
+    s.record_outcomes("node-a", std::slice::from_ref(&failed))
+        .await
+        .unwrap();
+
+    // Recording the same outcome again (e.g. after a lost commit acknowledgement) must not
+    // create a second attempt 2 of the same fire.
+    let mut again = failed.clone();
+    again.retry = Some(Fire {
+        execution_id: Uuid::now_v7(),
+        ..retry.clone()
+    });
+    s.record_outcomes("node-a", std::slice::from_ref(&again))
+        .await
+        .unwrap();
+
+    // The failed attempt is history; the retry is not (it has not run).
+    let history = s.recent_executions(job.id, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].id, first.execution_id);
+    assert_eq!(history[0].status_code, Some(503));
+    assert!(!history[0].success);
+
+    // node-a is alive: the retry is its own.
+    let r = recover(s, "node-b", secs(0), secs(1), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    assert_eq!(r.unknown, 0);
+    // node-a recovering finds nothing either: it does not take its own fires.
+    let r = recover(s, "node-a", secs(1), secs(1), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+
+    // node-a dead (heard from at t0, live since t0 + 1 s): node-b takes the retry over.
+    let r = recover(s, "node-b", secs(1), secs(2), 100).await;
+    assert_eq!(r.unknown, 0);
+    assert_same_fires(&r.fires, &[&retry]);
+    assert_eq!(r.fires[0].attempt, 2);
+    assert_eq!(r.fires[0].due_at, ms(2520));
+    assert_eq!(r.fires[0].scheduled_at, secs(0));
+
+    // Taken once: node-b, alive, keeps it.
+    s.heartbeat("node-b", secs(2)).await.unwrap();
+    let r = recover(s, "node-c", secs(1), secs(2), 100).await;
+    assert!(r.fires.is_empty(), "taken once only: {:?}", r.fires);
+}
+
+/// Case 8: Liveness by heartbeat, recovery of dead nodes' claimed fires, remove_node and
+/// release_claimed.
+async fn case_heartbeat_recover_release(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    s.heartbeat("node-a", secs(-10)).await.unwrap();
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::seconds(2));
+    let mut fires = claim(s, "node-a", &p, &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    assert_eq!(fires.len(), 3);
+    s.record_outcomes("node-a", &[success(&fires[0], ms(5))])
+        .await
+        .unwrap();
+
+    // node-a heard from at t0: alive for any live_since up to t0 inclusive.
+    for live_since in [secs(-1), secs(0)] {
+        let r = recover(s, "node-b", live_since, secs(1), 100).await;
+        assert!(r.fires.is_empty(), "live since {live_since}: {:?}", r.fires);
+        assert_eq!(r.unknown, 0);
+    }
+
+    // node-a dead: node-b takes exactly its claimed, unrecorded fires.
+    let r = recover(s, "node-b", ms(1), secs(30), 100).await;
+    assert_eq!(r.unknown, 0);
+    assert_same_fires(&r.fires, &[&fires[1], &fires[2]]);
+    assert!(!ids(&r.fires).contains(&fires[0].execution_id));
+
+    // Nothing more, whoever asks, while node-b lives.
+    let r = recover(s, "node-b", ms(1), secs(30), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    s.heartbeat("node-b", secs(30)).await.unwrap();
+    let r = recover(s, "node-c", secs(20), secs(31), 100).await;
+    assert!(r.fires.is_empty(), "node-b is alive: {:?}", r.fires);
+
+    // A removed node is not alive, whatever its last heartbeat: node-c takes over, by due
+    // time and within the limit.
+    s.remove_node("node-b").await.unwrap();
+    let r = recover(s, "node-c", secs(20), secs(32), 1).await;
+    assert_same_fires(&r.fires, &[&fires[1]]);
+    let r = recover(s, "node-c", secs(20), secs(32), 100).await;
+    assert_same_fires(&r.fires, &[&fires[2]]);
+    let r = recover(s, "node-d", secs(20), secs(32), 100).await;
+    assert_eq!(r.fires.len(), 2, "node-c never heartbeat, so it is dead");
+    assert_same_fires(&r.fires, &[&fires[1], &fires[2]]);
+
+    // Recorded fires are never recovered.
+    s.record_outcomes(
+        "node-d",
+        &[success(&fires[1], secs(33)), success(&fires[2], secs(33))],
+    )
+    .await
+    .unwrap();
+    let r = recover(s, "node-e", secs(100), secs(100), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    assert_eq!(r.unknown, 0);
+
+    // Release: node-a (alive again) hands its claimed fires back.
+    s.heartbeat("node-a", secs(40)).await.unwrap();
+    clock.set(secs(40));
+    let claimed = claim(s, "node-a", &p, &clock).await;
+    assert!(!claimed.is_empty());
+    let r = recover(s, "node-f", secs(35), secs(40), 100).await;
+    assert!(r.fires.is_empty(), "node-a is alive: {:?}", r.fires);
+    assert_eq!(s.release_claimed("node-x").await.unwrap(), 0);
+    assert_eq!(
+        s.release_claimed("node-a").await.unwrap(),
+        claimed.len() as u64
+    );
+    let r = recover(s, "node-f", secs(35), secs(40), 100).await;
+    let want: Vec<&Fire> = claimed.iter().collect();
+    assert_same_fires(&r.fires, &want);
+    assert_eq!(s.release_claimed("node-a").await.unwrap(), 0);
+    // Released fires were taken once.
+    s.heartbeat("node-f", secs(40)).await.unwrap();
+    let r = recover(s, "node-g", secs(35), secs(40), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+}
+
+/// Case 9: ATMOST_ONCE: started once, by its owner only; a dead owner's started fire becomes
+/// an unknown outcome, never a fire again.
+async fn case_mark_started_at_most_once(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("* * * * * *");
+    job.delivery = Delivery::AtMostOnce;
+    insert(s, &job, Some(secs(0))).await;
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    assert_eq!(fires.len(), 2);
+    let (started, idle) = if fires[0].scheduled_at < fires[1].scheduled_at {
+        (&fires[0], &fires[1])
+    } else {
+        (&fires[1], &fires[0])
+    };
+    assert_eq!(started.delivery, Delivery::AtMostOnce);
+
+    assert!(
+        !s.mark_started(started.execution_id, "node-b", ms(3))
+            .await
+            .unwrap(),
+        "not node-b's to start"
+    );
+    assert!(
+        s.mark_started(started.execution_id, "node-a", ms(4))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.mark_started(started.execution_id, "node-a", ms(5))
+            .await
+            .unwrap(),
+        "started once only"
+    );
+    assert!(
+        !s.mark_started(started.execution_id, "node-b", ms(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.mark_started(Uuid::now_v7(), "node-a", ms(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.recent_executions(job.id, 10).await.unwrap().is_empty(),
+        "started is not an outcome yet"
+    );
+
+    // node-a alive: nothing happens.
+    let r = recover(s, "node-b", secs(0), secs(1), 100).await;
+    assert_eq!(r.unknown, 0);
+    assert!(r.fires.is_empty());
+
+    // node-a dead.
+    let r = recover(s, "node-b", secs(1), secs(2), 100).await;
+    assert_eq!(r.unknown, 1);
+    assert!(
+        !ids(&r.fires).contains(&started.execution_id),
+        "a started ATMOST_ONCE fire is never handed out again"
+    );
+    assert_same_fires(&r.fires, &[idle]);
+
+    let history = s.recent_executions(job.id, 10).await.unwrap();
+    assert_eq!(
+        history,
+        vec![ExecutionView {
+            id: started.execution_id,
+            executed_at: ms(4),
+            status_code: None,
+            duration_ms: 0,
+            success: false,
+        }]
+    );
+
+    // Once unknown, it stays so: neither started again nor counted again.
+    assert!(
+        !s.mark_started(started.execution_id, "node-a", secs(3))
+            .await
+            .unwrap()
+    );
+    let r = recover(s, "node-c", secs(10), secs(10), 100).await;
+    assert_eq!(r.unknown, 0);
+    assert!(!ids(&r.fires).contains(&started.execution_id));
+
+    // The recovered fire is node-b's to start now, not node-a's.
+    assert!(
+        !s.mark_started(idle.execution_id, "node-a", secs(3))
+            .await
+            .unwrap()
+    );
+}
+
+/// Case 10: Concurrent claims by two nodes never produce the same fire twice.
+async fn case_unique_fire_identity_under_concurrency(kind: Db) {
+    let ctx = open(kind).await;
+    let first: DynStore = ctx.store.clone();
+    let second: DynStore = match ctx.db.kind {
+        Db::Postgres => store::connect(&ctx.db.url, 4)
+            .await
+            .expect("a second PostgreSQL store"),
+        Db::Sqlite => {
+            let err = match store::connect(&ctx.db.url, 4).await {
+                Ok(_) => panic!("a second store on the same SQLite file must be refused"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert!(
+                err.contains("another"),
+                "refusal should mention another process: {err}"
+            );
+            ctx.store.clone()
+        }
+    };
+
+    const JOBS: usize = 20;
+    let mut jobs = Vec::new();
+    for _ in 0..JOBS {
+        let j = new_job("* * * * * *");
+        insert(&first, &j, Some(secs(0))).await;
+        jobs.push(j.id);
+    }
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::seconds(2));
+    let mut seen: HashSet<(Uuid, DateTime<Utc>)> = HashSet::new();
+    let mut seen_ids: HashSet<Uuid> = HashSet::new();
+    let mut total = 0;
+    for round in 0..5i64 {
+        clock.set(secs(round * 3));
+        let spawn = |s: DynStore, node: &'static str| {
+            let clock = clock.clone();
+            tokio::spawn(async move { s.claim_due(node, &p, &*clock).await })
+        };
+        let a = spawn(first.clone(), "node-a");
+        let b = spawn(second.clone(), "node-b");
+        let (a, b) = (
+            a.await.unwrap().expect("claim a"),
+            b.await.unwrap().expect("claim b"),
+        );
+        let mut round_keys = HashSet::new();
+        for f in a.iter().chain(b.iter()) {
+            assert!(
+                round_keys.insert((f.job_id, f.scheduled_at)),
+                "fire ({}, {}) claimed twice in round {round}",
+                f.job_id,
+                f.scheduled_at
+            );
+            assert!(
+                seen.insert((f.job_id, f.scheduled_at)),
+                "fire ({}, {}) claimed again",
+                f.job_id,
+                f.scheduled_at
+            );
+            assert!(seen_ids.insert(f.execution_id));
+            assert_eq!(f.attempt, 1);
+        }
+        total += a.len() + b.len();
+        // Together they claimed everything due: every job, three instants each.
+        let want: HashSet<_> = jobs
+            .iter()
+            .flat_map(|j| (round * 3..round * 3 + 3).map(move |i| (*j, secs(i))))
+            .collect();
+        assert_eq!(round_keys, want, "round {round}");
+    }
+    assert_eq!(total, JOBS * 15);
+    assert_eq!(seen.len(), JOBS * 15);
+    if ctx.db.kind == Db::Postgres {
+        second.close().await;
+    }
+}
+
+/// Case 11: Instants keep their milliseconds through every operation that stores one.
+async fn case_times_round_trip_in_milliseconds(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    // A first fire off the whole second: the claim records exactly that instant.
+    insert(s, &job, Some(ms(123))).await;
+    let clock = TestClock::at(ms(123));
+    let fires = claim(s, "node-a", &params(Duration::zero()), &clock).await;
+    assert_eq!(fires.len(), 1);
+    assert_eq!(fires[0].scheduled_at, ms(123));
+    assert_eq!(fires[0].due_at, ms(123));
+    assert_eq!(fires[0].scheduled_at.timestamp_subsec_millis(), 123);
+    // And steps on from it to the schedule's next instant.
+    clock.set(ms(1001));
+    let next = claim(s, "node-a", &params(Duration::zero()), &clock).await;
+    assert_eq!(instants(&next, job.id), vec![secs(1)]);
+
+    // executed_at of an outcome, due_at of a retry.
+    let retry = Fire {
+        execution_id: Uuid::now_v7(),
+        due_at: ms(7789),
+        attempt: 2,
+        ..fires[0].clone()
+    };
+    let mut o = outcome(&fires[0], ms(456), Some(500), 3, Verdict::Failed, Some("x"));
+    o.retry = Some(retry.clone());
+    s.record_outcomes("node-a", &[o]).await.unwrap();
+    let history = s.recent_executions(job.id, 1).await.unwrap();
+    assert_eq!(history[0].executed_at, ms(456));
+
+    // Heartbeats: alive at exactly the heartbeat's millisecond, dead one millisecond after.
+    s.heartbeat("node-a", ms(500)).await.unwrap();
+    let r = recover(s, "node-b", ms(500), ms(600), 100).await;
+    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    let r = recover(s, "node-b", ms(501), ms(600), 100).await;
+    let retried = r
+        .fires
+        .iter()
+        .find(|f| f.execution_id == retry.execution_id)
+        .expect("the retry is recovered");
+    assert_same_fire(retried, &retry);
+    assert_eq!(retried.due_at, ms(7789));
+    assert_eq!(retried.scheduled_at, ms(123));
+
+    // mark_started's instant becomes the unknown outcome's executed_at.
+    let mut amo = new_job("* * * * * *");
+    amo.delivery = Delivery::AtMostOnce;
+    insert(s, &amo, Some(ms(20_250))).await;
+    clock.set(ms(20_250));
+    let f = claim(s, "node-b", &params(Duration::zero()), &clock).await;
+    let f = f.iter().find(|f| f.job_id == amo.id).expect("claimed");
+    assert_eq!(f.scheduled_at, ms(20_250));
+    assert!(
+        s.mark_started(f.execution_id, "node-b", ms(20_251))
+            .await
+            .unwrap()
+    );
+    let r = recover(s, "node-c", ms(30_000), ms(30_000), 100).await;
+    assert_eq!(r.unknown, 1);
+    let history = s.recent_executions(amo.id, 1).await.unwrap();
+    assert_eq!(history[0].executed_at, ms(20_251));
+}
