@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::scheduler::claimer::Claimer;
 use crate::scheduler::lease::{Lease, LeaseKeeper};
 use crate::scheduler::timer::Timer;
-use crate::store::{self, ClaimParams, DynStore};
+use crate::store::{self, ClaimParams, DynStore, StoreError};
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
 use crate::worker::{Queue, WorkerPool, WorkerStats};
@@ -24,6 +24,15 @@ use crate::worker::{Queue, WorkerPool, WorkerStats};
 const CLAIM_BATCH: u32 = 2000;
 /// How long the outcome writer may take to store what is left at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on each store call made while shutting down.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store call bounded by [`STORE_TIMEOUT`].
+async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(STORE_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
+}
 
 /// A built service: store connected and migrated, port bound.
 pub struct Application {
@@ -85,6 +94,8 @@ impl Application {
             lease: lease.clone(),
             timer: timer_tx.clone(),
             clock: clock.clone(),
+            started: clock.now(),
+            draining: stop.clone(),
         };
         if let Err(e) = keeper.run_once().await {
             tracing::warn!(error = %e, "first heartbeat failed; the node starts once the database answers");
@@ -180,24 +191,29 @@ impl Application {
                 "outcomes not stored within the flush timeout; their fires will be called again"
             );
         }
-        let (node, _) = lease.node();
-        match store.release_claimed(&node).await {
-            Ok(n) => tracing::info!(released = n, "handed back fires claimed but not started"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not hand back claimed fires; they are recovered after the lease")
-            }
-        }
-        if let Err(e) = store.remove_node(&node).await {
-            tracing::warn!(error = %e, "could not remove the node record");
-        }
+        // No more heartbeats from here: a late one would bring the node record back.
         lease_stop.cancel();
         let _ = keeper_task.await;
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        for node in lease.all_ids() {
+            match bounded(store.release_claimed(&node)).await {
+                Ok(n) => {
+                    tracing::info!(node = %node, released = n, "handed back fires claimed but not started")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not hand back claimed fires; they are recovered after the lease")
+                }
+            }
+            if let Err(e) = bounded(store.remove_node(&node)).await {
+                tracing::warn!(error = %e, "could not remove the node record");
+            }
         }
-        store.close().await;
+        match tokio::time::timeout(STORE_TIMEOUT, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP connections still open at exit were dropped"),
+        }
+        let _ = tokio::time::timeout(STORE_TIMEOUT, store.close()).await;
         tracing::info!("stopped");
         Ok(())
     }

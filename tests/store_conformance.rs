@@ -132,7 +132,7 @@ fn params(lookahead: Duration) -> ClaimParams {
 }
 
 async fn claim(s: &DynStore, node: &str, p: &ClaimParams, clock: &TestClock) -> Vec<Fire> {
-    s.claim_due(node, p, clock).await.expect("claim_due")
+    s.claim_due(node, p, clock).await.expect("claim_due").fires
 }
 
 async fn recover(
@@ -343,7 +343,9 @@ async fn case_claim_batch_and_horizon(kind: Db) {
     assert_eq!(instants(&first, a.id), vec![secs(-2), secs(-1), secs(0)]);
     assert_eq!(instants(&first, b.id), vec![secs(-1), secs(0)]);
 
-    let second = claim(s, "node-a", &p, &clock).await;
+    let second = s.claim_due("node-a", &p, &*clock).await.unwrap();
+    assert_eq!(second.jobs, 1, "one due job left to advance");
+    let second = second.fires;
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(instants(&second, c.id), vec![secs(0)]);
 
@@ -562,9 +564,15 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
         Some("HTTP 503"),
     );
     failed.retry = Some(retry.clone());
-    s.record_outcomes("node-a", std::slice::from_ref(&failed))
+    let stored = s
+        .record_outcomes("node-a", std::slice::from_ref(&failed))
         .await
         .unwrap();
+    assert_eq!(
+        stored,
+        vec![retry.execution_id],
+        "the retry is reported stored"
+    );
 
     // Recording the same outcome again (e.g. after a lost commit acknowledgement) must not
     // create a second attempt 2 of the same fire.
@@ -573,9 +581,14 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
         execution_id: Uuid::now_v7(),
         ..retry.clone()
     });
-    s.record_outcomes("node-a", std::slice::from_ref(&again))
+    let stored = s
+        .record_outcomes("node-a", std::slice::from_ref(&again))
         .await
         .unwrap();
+    assert!(
+        stored.is_empty(),
+        "a duplicate attempt is not reported stored: {stored:?}"
+    );
 
     // The failed attempt is history; the retry is not (it has not run).
     let history = s.recent_executions(job.id, 10).await.unwrap();
@@ -820,7 +833,7 @@ async fn case_unique_fire_identity_under_concurrency(kind: Db) {
         clock.set(secs(round * 3));
         let spawn = |s: DynStore, node: &'static str| {
             let clock = clock.clone();
-            tokio::spawn(async move { s.claim_due(node, &p, &*clock).await })
+            tokio::spawn(async move { s.claim_due(node, &p, &*clock).await.map(|c| c.fires) })
         };
         let a = spawn(first.clone(), "node-a");
         let b = spawn(second.clone(), "node-b");

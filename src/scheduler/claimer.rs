@@ -29,25 +29,28 @@ pub struct Claimer {
 }
 
 impl Claimer {
-    /// One claim transaction; returns how many fires it handed to the timer.
+    /// One claim transaction; returns how many due jobs it advanced.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         if !self.lease.fresh() {
             return Ok(0);
         }
         let (node, epoch) = self.lease.node();
-        let fires = self
+        let claimed = self
             .store
             .claim_due(&node, &self.params, self.clock.as_ref())
             .await?;
-        let n = fires.len();
-        if n > 0 {
-            let held = fires.into_iter().map(|fire| Held { fire, epoch }).collect();
+        if !claimed.fires.is_empty() {
+            let held = claimed
+                .fires
+                .into_iter()
+                .map(|fire| Held { fire, epoch })
+                .collect();
             let _ = self.timer.send(held);
         }
-        Ok(n)
+        Ok(claimed.jobs)
     }
 
-    /// Claims until `stop`; keeps claiming at once while whole batches come back.
+    /// Claims until `stop`; keeps claiming at once while whole batches of jobs come back.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.interval, Duration::from_secs(5));
         loop {

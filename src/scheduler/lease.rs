@@ -30,6 +30,13 @@ pub struct Lease {
     last_ok_ms: AtomicI64,
     /// Whether the last store round trip of the keeper succeeded.
     store_ok: AtomicBool,
+    /// Whether the current id has had a successful heartbeat (an id that never did owns
+    /// no fires, so there is no point replacing it).
+    registered: AtomicBool,
+    /// Set when a fire of the current epoch was not started for a stale lease: that fire
+    /// is still claimed under the current id, so the id must be replaced for it to be
+    /// recovered.
+    must_rotate: AtomicBool,
     /// Calls started under each epoch whose outcome is not stored yet.
     unsettled: Mutex<HashMap<u64, usize>>,
     /// Earlier identities still heartbeated until their calls are settled.
@@ -48,6 +55,8 @@ impl Lease {
             epoch: AtomicU64::new(0),
             last_ok_ms: AtomicI64::new(0),
             store_ok: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
+            must_rotate: AtomicBool::new(false),
             unsettled: Mutex::default(),
             retired: Mutex::default(),
             lease,
@@ -74,6 +83,13 @@ impl Lease {
     pub fn fresh(&self) -> bool {
         let last = self.last_ok_ms.load(Ordering::Acquire);
         last > 0 && self.clock.now().timestamp_millis() - last < self.fence_after_ms()
+    }
+
+    /// A fire of `epoch` was dropped for a stale lease: the current id must be replaced.
+    pub fn fence(&self, epoch: u64) {
+        if epoch == self.epoch() {
+            self.must_rotate.store(true, Ordering::Release);
+        }
     }
 
     /// A call under `epoch` started: its outcome is owed to the store.
@@ -126,7 +142,11 @@ impl Lease {
     pub async fn beat(&self, store: &DynStore) -> Result<(), StoreError> {
         let now = self.clock.now();
         let last = self.last_ok_ms.load(Ordering::Acquire);
-        if last > 0 && now.timestamp_millis() - last >= self.fence_after_ms() {
+        let lapsed = last > 0 && now.timestamp_millis() - last >= self.fence_after_ms();
+        let must = self.must_rotate.load(Ordering::Acquire);
+        if (lapsed || must) && self.registered.load(Ordering::Acquire) {
+            self.registered.store(false, Ordering::Release);
+            self.must_rotate.store(false, Ordering::Release);
             let mut id = self.id.write().unwrap_or_else(|e| e.into_inner());
             let (old, epoch) = id.clone();
             *id = (new_node_id(), epoch + 1);
@@ -138,8 +158,12 @@ impl Lease {
             tracing::warn!(old_node = %old, new_node = %id.0, "lease lapsed: continuing under a new node id; the old one's fires are recovered");
         }
         let (node, _) = self.node();
-        match store.heartbeat(&node, now).await {
+        let beat = tokio::time::timeout(self.lease / 3, store.heartbeat(&node, now))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("heartbeat timed out".into())));
+        match beat {
             Ok(()) => {
+                self.registered.store(true, Ordering::Release);
                 self.last_ok_ms
                     .store(now.timestamp_millis(), Ordering::Release);
                 self.store_ok.store(true, Ordering::Release);
@@ -202,6 +226,10 @@ pub struct LeaseKeeper {
     pub timer: UnboundedSender<Vec<Held>>,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
+    /// When this process started: on SQLite every node not heard from since is dead.
+    pub started: DateTime<Utc>,
+    /// Cancelled at shutdown: from then on only heartbeats, no more taking over fires.
+    pub draining: CancellationToken,
 }
 
 /// Most fires taken over by one recovery statement.
@@ -211,12 +239,17 @@ impl LeaseKeeper {
     /// One heartbeat and one recovery sweep; returns how many fires were taken over.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         self.lease.beat(&self.store).await?;
+        if self.draining.is_cancelled() {
+            return Ok(0);
+        }
         let mut taken = 0;
         loop {
             let now = self.clock.now();
-            // On SQLite no other node can be alive: the file lock guarantees it.
+            // On SQLite only this process can run (the file lock guarantees it): every node
+            // not heard from since it started is dead, while its own retired ids, still
+            // heartbeated, are not.
             let live_since: DateTime<Utc> = match self.store.backend() {
-                Backend::Sqlite => now + chrono::Duration::days(1),
+                Backend::Sqlite => self.started,
                 Backend::Postgres => {
                     now - chrono::Duration::from_std(self.lease.lease).unwrap_or_default()
                 }

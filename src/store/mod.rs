@@ -42,9 +42,14 @@ impl From<sqlx::Error> for StoreError {
             | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
             E::Database(db) => {
                 let code = db.code().unwrap_or_default();
-                // PostgreSQL: connection exceptions (08), shutdown and crash (57P0x);
-                // SQLite: busy (5) and locked (6).
-                if code.starts_with("08") || code.starts_with("57P") || code == "5" || code == "6" {
+                // PostgreSQL: connection exceptions (08), serialization failures and deadlocks
+                // (40), insufficient resources (53), shutdown and cancellation (57),
+                // read-only after a failover (25006). SQLite, by the primary code of an
+                // extended one: busy (5), locked (6), I/O error (10), full (13).
+                let sqlite_primary = code.parse::<i32>().ok().map(|c| c & 0xff);
+                let transient_pg =
+                    ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) || code == "25006";
+                if transient_pg || matches!(sqlite_primary, Some(5 | 6 | 10 | 13)) {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Other(e.to_string())
@@ -90,6 +95,15 @@ pub struct ClaimParams {
     pub max_catchup: usize,
     /// Most jobs advanced by one claim transaction.
     pub batch: u32,
+}
+
+/// What one claim transaction did.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// New first attempts, recorded as claimed by the node.
+    pub fires: Vec<Fire>,
+    /// Due jobs read and advanced (some may produce no fire, e.g. skipped misfires).
+    pub jobs: usize,
 }
 
 /// What a recovery sweep took over from dead nodes.
@@ -142,7 +156,7 @@ pub trait Store: Send + Sync + 'static {
         node: &str,
         params: &ClaimParams,
         clock: &dyn Clock,
-    ) -> Result<Vec<Fire>, StoreError>;
+    ) -> Result<Claimed, StoreError>;
 
     /// Marks an ATMOST_ONCE attempt started, durably, before its request leaves. False when
     /// the attempt is no longer this node's to start.
@@ -155,7 +169,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes attempts' outcomes, and the retries they schedule as claimed by `node`, in one
     /// transaction.
-    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError>;
+    /// Returns the execution ids of the retries stored (a retry whose attempt already
+    /// exists, or whose job is gone, is not).
+    async fn record_outcomes(
+        &self,
+        node: &str,
+        outcomes: &[Outcome],
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Hands back every fire `node` claimed but did not start, for any node to take.
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;

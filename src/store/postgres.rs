@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+use super::Claimed;
 use super::claim::{
     DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
 };
@@ -159,7 +160,7 @@ impl Store for PgStore {
         node: &str,
         params: &ClaimParams,
         clock: &dyn Clock,
-    ) -> Result<Vec<Fire>, StoreError> {
+    ) -> Result<Claimed, StoreError> {
         let mut tx = self.pool.begin().await?;
         // The window is read only now: waiting for a connection must not make it stale.
         let w = Window::new(
@@ -180,8 +181,9 @@ impl Store for PgStore {
         .await?;
         if jobs.is_empty() {
             tx.rollback().await?;
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
+        let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
         let mut fires = planned.fires;
         if !fires.is_empty() {
@@ -215,7 +217,10 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(fires)
+        Ok(Claimed {
+            fires,
+            jobs: jobs_read,
+        })
     }
 
     async fn mark_started(
@@ -236,9 +241,13 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError> {
+    async fn record_outcomes(
+        &self,
+        node: &str,
+        outcomes: &[Outcome],
+    ) -> Result<Vec<Uuid>, StoreError> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut ids = Vec::with_capacity(outcomes.len());
         let mut states = Vec::with_capacity(outcomes.len());
@@ -274,19 +283,20 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        let mut stored = Vec::new();
         if !retries.is_empty() {
             let ids: Vec<Uuid> = retries.iter().map(|f| f.execution_id).collect();
             let jobs: Vec<Uuid> = retries.iter().map(|f| f.job_id).collect();
             let ats: Vec<i64> = retries.iter().map(|f| to_ms(f.scheduled_at)).collect();
             let attempts: Vec<i32> = retries.iter().map(|f| f.attempt as i32).collect();
             let dues: Vec<i64> = retries.iter().map(|f| to_ms(f.due_at)).collect();
-            sqlx::query(
+            stored = sqlx::query_scalar(
                 "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
                  SELECT u.id, u.job_id, u.at, u.attempt, u.due, 'claimed', $6 \
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int4[], $5::int8[]) \
                  AS u(id, job_id, at, attempt, due) \
                  WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = u.job_id) \
-                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING",
+                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
             )
             .bind(&ids)
             .bind(&jobs)
@@ -294,11 +304,11 @@ impl Store for PgStore {
             .bind(&attempts)
             .bind(&dues)
             .bind(node)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {

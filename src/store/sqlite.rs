@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
+use super::Claimed;
 use super::claim::{
     DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
 };
@@ -193,7 +194,7 @@ impl Store for SqliteStore {
         node: &str,
         params: &ClaimParams,
         clock: &dyn Clock,
-    ) -> Result<Vec<Fire>, StoreError> {
+    ) -> Result<Claimed, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let w = Window::new(
             clock.now(),
@@ -213,8 +214,9 @@ impl Store for SqliteStore {
         .await?;
         if jobs.is_empty() {
             tx.rollback().await?;
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
+        let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
         let mut fires = planned.fires;
         let mut inserted: std::collections::HashSet<Uuid> =
@@ -246,7 +248,10 @@ impl Store for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(fires)
+        Ok(Claimed {
+            fires,
+            jobs: jobs_read,
+        })
     }
 
     async fn mark_started(
@@ -267,9 +272,13 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_outcomes(&self, node: &str, outcomes: &[Outcome]) -> Result<(), StoreError> {
+    async fn record_outcomes(
+        &self,
+        node: &str,
+        outcomes: &[Outcome],
+    ) -> Result<Vec<Uuid>, StoreError> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for o in outcomes {
@@ -289,6 +298,7 @@ impl Store for SqliteStore {
             .await?;
         }
         let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        let mut stored = Vec::new();
         for chunk in retries.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
@@ -304,12 +314,13 @@ impl Store for SqliteStore {
             });
             q.push(
                 ") AS v WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = v.column2) \
-                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING",
+                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
             );
-            q.build().execute(&mut *tx).await?;
+            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            stored.extend(ids);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {

@@ -68,13 +68,16 @@ impl Executor {
 
     /// Runs one attempt, if it may still start.
     pub async fn run(&self, held: Held) {
-        if !self.lease.may_start(held.epoch) {
-            tracing::debug!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
+        let epoch = held.epoch;
+        // Counted before the check, so the epoch cannot be released between the two.
+        self.lease.begin(epoch);
+        if !self.lease.may_start(epoch) {
+            tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
                 "not started: this node's lease lapsed; the fire is recovered from the store");
+            self.lease.fence(epoch);
+            self.lease.settle(epoch);
             return;
         }
-        let epoch = held.epoch;
-        self.lease.begin(epoch);
         self.stats.active.fetch_add(1, Ordering::AcqRel);
         let sent = self.attempt(held).await;
         self.stats.active.fetch_sub(1, Ordering::AcqRel);

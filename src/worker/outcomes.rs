@@ -61,10 +61,13 @@ impl OutcomeWriter {
         loop {
             let (node, epoch) = self.lease.node();
             match self.store.record_outcomes(&node, batch).await {
-                Ok(()) => {
+                Ok(stored) => {
+                    // Only retries actually stored may run: one whose attempt already
+                    // exists belongs to whoever stored it first.
                     let retries: Vec<Held> = batch
                         .iter()
                         .filter_map(|o| o.retry.clone())
+                        .filter(|f| stored.contains(&f.execution_id))
                         .map(|fire| Held { fire, epoch })
                         .collect();
                     if !retries.is_empty() {

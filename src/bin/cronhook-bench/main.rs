@@ -1,0 +1,192 @@
+//! cronhook-bench: runs the real `cronhook` release binary as a child process against
+//! PostgreSQL and SQLite, drives it through its HTTP API, receives its calls on a loopback
+//! target, and measures precision, scale and API throughput.
+
+mod db;
+mod load;
+mod report;
+mod scenarios;
+mod service;
+mod target;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use db::Backend;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Benchmarks of the cronhook service.
+#[derive(Debug, Parser)]
+#[command(name = "cronhook-bench")]
+struct Args {
+    /// The service binary (default: `cronhook` beside this binary).
+    #[arg(long, global = true)]
+    binary: Option<PathBuf>,
+    /// PostgreSQL server URL; each run creates and drops its own database there.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL_TEST_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pg: String,
+    /// Which stores to run against.
+    #[arg(long, global = true, value_enum, default_value = "both")]
+    backend: Which,
+    /// Write the results into this Markdown file, between its result markers.
+    #[arg(long, global = true)]
+    write: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Which {
+    Both,
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// N jobs firing every second: lag, missed and duplicate fires, CPU, memory.
+    Precision {
+        /// Job counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
+        jobs: Vec<usize>,
+        /// Measured seconds per run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Many jobs and a large history: creation, idle memory, restart to first fire, latency.
+    Scale {
+        /// Registered jobs (hourly and daily schedules).
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: usize,
+        /// Execution rows stored.
+        #[arg(long, default_value_t = 10_000_000)]
+        history: u64,
+    },
+    /// Requests per second and latency of the API at a fixed concurrency.
+    Api {
+        /// Seconds per endpoint.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// A small run of all three (under 2 minutes); fails on missed or duplicate fires.
+    Quick,
+}
+
+fn backends(w: Which) -> Vec<Backend> {
+    match w {
+        Which::Both => vec![Backend::Postgres, Backend::Sqlite],
+        Which::Postgres => vec![Backend::Postgres],
+        Which::Sqlite => vec![Backend::Sqlite],
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the scenario; `Ok(false)` when fires were missed or duplicated.
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let bin = args.binary.clone().unwrap_or_else(service::default_binary);
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it with `cargo build --release`",
+        bin.display()
+    );
+    let which = backends(args.backend);
+    let mut fires_ok = true;
+    let write = |name: &str, body: &str| -> anyhow::Result<()> {
+        println!("{body}");
+        if let Some(path) = &args.write {
+            report::write_section(path, name, body)?;
+        }
+        Ok(())
+    };
+    match &args.scenario {
+        Scenario::Precision { jobs, seconds } => {
+            let mut rows = Vec::new();
+            for &backend in &which {
+                for &n in jobs {
+                    eprintln!("precision: {} {n} jobs for {seconds} s", backend.name());
+                    let r = scenarios::precision(&bin, &args.pg, backend, n, *seconds).await?;
+                    eprintln!("  {r:?}");
+                    rows.push(r);
+                }
+            }
+            let (pg, sqlite) = db::versions(&args.pg).await;
+            write("machine", &report::machine(&pg, &sqlite))?;
+            write("precision", &report::precision(&rows))?;
+        }
+        Scenario::Scale { jobs, history } => {
+            let mut rows = Vec::new();
+            for &backend in &which {
+                eprintln!(
+                    "scale: {} {jobs} jobs, {history} execution rows",
+                    backend.name()
+                );
+                rows.push(scenarios::scale(&bin, &args.pg, backend, *jobs, *history).await?);
+            }
+            write("scale", &report::scale(&rows))?;
+        }
+        Scenario::Api {
+            seconds,
+            concurrency,
+        } => {
+            let mut rows = Vec::new();
+            for &backend in &which {
+                eprintln!(
+                    "api: {} {seconds} s per endpoint at concurrency {concurrency}",
+                    backend.name()
+                );
+                rows.push(scenarios::api(&bin, &args.pg, backend, *seconds, *concurrency).await?);
+            }
+            write("api", &report::api(&rows))?;
+        }
+        Scenario::Quick => {
+            let mut precision = Vec::new();
+            let mut scale = Vec::new();
+            let mut api = Vec::new();
+            for &backend in &which {
+                eprintln!("quick: {}", backend.name());
+                precision.push(scenarios::precision(&bin, &args.pg, backend, 500, 8).await?);
+                scale.push(scenarios::scale(&bin, &args.pg, backend, 10_000, 100_000).await?);
+                api.push(scenarios::api(&bin, &args.pg, backend, 2, 16).await?);
+            }
+            println!("{}", report::precision(&precision));
+            println!("{}", report::scale(&scale));
+            println!("{}", report::api(&api));
+            for r in &precision {
+                if r.missed > 0 || r.duplicates > 0 {
+                    eprintln!(
+                        "FAIL: {} missed {} and duplicated {} fires",
+                        r.backend.name(),
+                        r.missed,
+                        r.duplicates
+                    );
+                    fires_ok = false;
+                }
+            }
+        }
+    }
+    Ok(fires_ok)
+}

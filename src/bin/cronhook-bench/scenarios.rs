@@ -1,0 +1,263 @@
+//! The three scenarios: precision and throughput, scale, API throughput.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::db::{Backend, BenchDb};
+use crate::load::{self, Timings, percentile};
+use crate::service::Service;
+use crate::target::Target;
+
+/// Concurrency used to create jobs.
+const CREATE_CONCURRENCY: usize = 64;
+
+/// One precision run.
+#[derive(Debug, Clone)]
+pub struct PrecisionResult {
+    pub backend: Backend,
+    pub jobs: usize,
+    pub seconds: u64,
+    pub expected: usize,
+    pub missed: usize,
+    pub duplicates: usize,
+    pub lag_p50_ms: f64,
+    pub lag_p99_ms: f64,
+    pub lag_max_ms: f64,
+    pub cpu_cores: f64,
+    pub peak_rss_mib: f64,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn sleep_until_ms(t: i64) {
+    loop {
+        let left = t - now_ms();
+        if left <= 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(left.min(500) as u64)).await;
+    }
+}
+
+/// N jobs firing every second for `seconds`: lag of each call, missed and duplicate fires,
+/// the service's CPU and peak memory.
+pub async fn precision(
+    bin: &Path,
+    admin: &str,
+    backend: Backend,
+    jobs: usize,
+    seconds: u64,
+) -> anyhow::Result<PrecisionResult> {
+    let db = BenchDb::create(backend, admin).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let target = Target::start().await?;
+    load::create_jobs(&svc.base, &target.url, jobs, CREATE_CONCURRENCY, |_| {
+        "* * * * * *".into()
+    })
+    .await?;
+    // Warm up, then measure whole seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = (now_ms() / 1000 + 1) * 1000;
+    let end = start + seconds as i64 * 1000;
+    sleep_until_ms(start).await;
+    let cpu0 = svc.cpu_seconds();
+    sleep_until_ms(end).await;
+    let cpu1 = svc.cpu_seconds();
+    // Late calls still count; one that has not arrived 10 s after the window is missed.
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    let expected = jobs * seconds as usize;
+    loop {
+        let got = target
+            .hits()
+            .iter()
+            .filter(|h| h.scheduled_ms >= start && h.scheduled_ms < end)
+            .count();
+        if got >= expected || Instant::now() > drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let peak_rss_mib = svc.peak_rss_mib();
+    let hits: Vec<_> = target
+        .hits()
+        .into_iter()
+        .filter(|h| h.scheduled_ms >= start && h.scheduled_ms < end)
+        .collect();
+    let mut first: HashMap<&str, i64> = HashMap::with_capacity(hits.len());
+    for h in &hits {
+        let lag = h.arrived_us - h.scheduled_ms * 1000;
+        first
+            .entry(h.key.as_str())
+            .and_modify(|v| *v = (*v).min(lag))
+            .or_insert(lag);
+    }
+    let lags: Vec<u64> = first.values().map(|v| (*v).max(0) as u64).collect();
+    let result = PrecisionResult {
+        backend,
+        jobs,
+        seconds,
+        expected,
+        missed: expected.saturating_sub(first.len()),
+        duplicates: hits.len() - first.len(),
+        lag_p50_ms: percentile(&lags, 50.0) as f64 / 1000.0,
+        lag_p99_ms: percentile(&lags, 99.0) as f64 / 1000.0,
+        lag_max_ms: lags.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
+        cpu_cores: (cpu1 - cpu0) / seconds as f64,
+        peak_rss_mib,
+    };
+    svc.stop().await;
+    Ok(result)
+}
+
+/// One scale run.
+#[derive(Debug, Clone)]
+pub struct ScaleResult {
+    pub backend: Backend,
+    pub jobs: usize,
+    pub history: i64,
+    pub create_s: f64,
+    pub create_rate: f64,
+    pub idle_rss_mib: f64,
+    pub restart_to_first_fire_s: f64,
+    pub post: Timings,
+    pub get: Timings,
+}
+
+fn spread_schedule(i: usize) -> String {
+    // Half hourly, half daily, spread over the hour and the day.
+    let (s, m, h) = (i % 60, (i / 60) % 60, (i / 3600) % 24);
+    if i.is_multiple_of(2) {
+        format!("{s} {m} * * * *")
+    } else {
+        format!("{s} {m} {h} * * *")
+    }
+}
+
+/// Many registered jobs and a large history: creation time, idle memory, restart to the
+/// first fire, and API latency at that size.
+pub async fn scale(
+    bin: &Path,
+    admin: &str,
+    backend: Backend,
+    jobs: usize,
+    history: u64,
+) -> anyhow::Result<ScaleResult> {
+    let db = BenchDb::create(backend, admin).await?;
+    let target = Target::start().await?;
+    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let created = load::create_jobs(
+        &svc.base,
+        &target.url,
+        jobs,
+        CREATE_CONCURRENCY,
+        spread_schedule,
+    )
+    .await?;
+    // One job that fires every second, to time the restart.
+    load::create_one(
+        &svc.base,
+        json!({"schedule": "* * * * * *", "api": target.url}),
+    )
+    .await?;
+    svc.stop().await;
+
+    let per_job = history.div_ceil(jobs.max(1) as u64);
+    db.add_history(per_job).await?;
+    let rows = db.execution_rows().await?;
+
+    target.clear();
+    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while target.first_arrival().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let restart_to_first_fire_s = target
+        .first_arrival()
+        .map(|t| t.duration_since(svc.spawned).as_secs_f64())
+        .unwrap_or(f64::NAN);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_rss_mib = svc.rss_mib();
+
+    let base = svc.base.clone();
+    let api = target.url.clone();
+    let post = load::run_count(2000, 1, 201, move |c, i| {
+        c.post(format!("{base}/jobs"))
+            .json(&json!({"schedule": spread_schedule(i), "api": api}))
+    })
+    .await;
+    let ids = db.sample_jobs(2000).await?;
+    let base = svc.base.clone();
+    let get = load::run_count(ids.len(), 1, 200, move |c, i| {
+        c.get(format!("{base}/jobs/{}/executions", ids[i]))
+    })
+    .await;
+    svc.stop().await;
+    Ok(ScaleResult {
+        backend,
+        jobs,
+        history: rows,
+        create_s: created.elapsed.as_secs_f64(),
+        create_rate: created.rate(),
+        idle_rss_mib,
+        restart_to_first_fire_s,
+        post,
+        get,
+    })
+}
+
+/// One API throughput run.
+#[derive(Debug, Clone)]
+pub struct ApiResult {
+    pub backend: Backend,
+    pub concurrency: usize,
+    pub post: Timings,
+    pub get: Timings,
+}
+
+/// `POST /jobs` and `GET /jobs/{id}/executions` at a fixed concurrency for `seconds` each.
+pub async fn api(
+    bin: &Path,
+    admin: &str,
+    backend: Backend,
+    seconds: u64,
+    concurrency: usize,
+) -> anyhow::Result<ApiResult> {
+    let db = BenchDb::create(backend, admin).await?;
+    let target = Target::start().await?;
+    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let (base, api) = (svc.base.clone(), target.url.clone());
+    let post = load::run_for(
+        Duration::from_secs(seconds),
+        concurrency,
+        201,
+        move |c, i| {
+            c.post(format!("{base}/jobs"))
+                .json(&json!({"schedule": spread_schedule(i), "api": api}))
+        },
+    )
+    .await;
+    svc.stop().await;
+    db.add_history(5).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let ids = db.sample_jobs(1000).await?;
+    let base = svc.base.clone();
+    let get = load::run_for(
+        Duration::from_secs(seconds),
+        concurrency,
+        200,
+        move |c, i| c.get(format!("{base}/jobs/{}/executions", ids[i % ids.len()])),
+    )
+    .await;
+    svc.stop().await;
+    Ok(ApiResult {
+        backend,
+        concurrency,
+        post,
+        get,
+    })
+}
