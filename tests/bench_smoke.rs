@@ -13,9 +13,16 @@ fn quick_benchmark_misses_and_duplicates_no_fire() {
         .expect("run cronhook-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "quick benchmark failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "quick benchmark failed:\n{stdout}\n{stderr}"
+    );
     // Both stores were measured, each with its precision, scale and API rows.
-    for table in ["fires expected", "restart to first fire", "POST /jobs req/s"] {
+    for table in [
+        "fires expected",
+        "restart to first fire",
+        "POST /jobs req/s",
+    ] {
         assert!(stdout.contains(table), "{table} table missing:\n{stdout}");
     }
     let precision_rows: Vec<&str> = stdout
@@ -28,6 +35,9 @@ fn quick_benchmark_misses_and_duplicates_no_fire() {
         // | backend | jobs | seconds | expected | missed | duplicates | ...
         assert_eq!(cells[5], "0", "missed fires: {row}");
         assert_eq!(cells[6], "0", "duplicate fires: {row}");
-        assert!(cells[4].parse::<u64>().unwrap() > 0, "fires expected: {row}");
+        assert!(
+            cells[4].parse::<u64>().unwrap() > 0,
+            "fires expected: {row}"
+        );
     }
 }
