@@ -28,8 +28,6 @@ pub struct Lease {
     epoch: AtomicU64,
     /// Wall-clock ms when the last successful heartbeat began (0: never).
     last_ok_ms: AtomicI64,
-    /// Whether the last store round trip of the keeper succeeded.
-    store_ok: AtomicBool,
     /// Whether the current id has had a successful heartbeat (an id that never did owns
     /// no fires, so there is no point replacing it).
     registered: AtomicBool,
@@ -54,7 +52,6 @@ impl Lease {
             id: RwLock::new((new_node_id(), 0)),
             epoch: AtomicU64::new(0),
             last_ok_ms: AtomicI64::new(0),
-            store_ok: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             must_rotate: AtomicBool::new(false),
             unsettled: Mutex::default(),
@@ -166,14 +163,10 @@ impl Lease {
                 self.registered.store(true, Ordering::Release);
                 self.last_ok_ms
                     .store(now.timestamp_millis(), Ordering::Release);
-                self.store_ok.store(true, Ordering::Release);
                 self.beat_retired(store, now).await;
                 Ok(())
             }
-            Err(e) => {
-                self.store_ok.store(false, Ordering::Release);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -198,11 +191,6 @@ impl Lease {
                 let _ = store.heartbeat(&old, now).await;
             }
         }
-    }
-
-    /// Whether the keeper's last round trip to the store succeeded.
-    pub fn store_ok(&self) -> bool {
-        self.store_ok.load(Ordering::Acquire)
     }
 }
 

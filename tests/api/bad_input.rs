@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Db, Server, TestDb, client};
+use crate::common::{Db, Server, TestDb, client, executions_of};
 use crate::{both_backends, count_rows};
 
 async fn expect_error(resp: reqwest::Response, status: u16, code: &str, field: Option<&str>) {
@@ -234,15 +234,8 @@ async fn a_valid_job_is_created_with_its_location(db: Db) {
     assert!(uuid::Uuid::parse_str(id).is_ok());
     assert_eq!(location, format!("/jobs/{id}"));
     assert_eq!(count_rows(&db.url, "jobs").await, 1);
-    let list: Value = client()
-        .get(server.url(&format!("/jobs/{id}/executions")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, json!([]));
+    let list = executions_of(&server, id).await;
+    assert!(list.is_empty(), "{list:?}");
 }
 
 both_backends!(

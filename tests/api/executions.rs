@@ -5,17 +5,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Behaviour, Db, Server, Target, TestDb, client, create_job, eventually};
-
-async fn executions_of(server: &Server, job: &str) -> Vec<Value> {
-    let resp = client()
-        .get(server.url(&format!("/jobs/{job}/executions")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
-}
+use crate::common::{
+    Behaviour, Db, Server, Target, TestDb, client, create_job, eventually, executions_of,
+};
 
 async fn every_second_job_records_successes_newest_first(db: Db) {
     let db = TestDb::new(db).await;

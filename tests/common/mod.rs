@@ -430,3 +430,14 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `GET /jobs/{job}/executions`, expecting 200.
+pub async fn executions_of(server: &Server, job: &str) -> Vec<serde_json::Value> {
+    let resp = client()
+        .get(server.url(&format!("/jobs/{job}/executions")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{
-    Behaviour, Db, Server, Target, TestDb, client, create_job, eventually, eventually_async,
+    Behaviour, Db, Server, Target, TestDb, create_job, eventually, eventually_async, executions_of,
 };
 use crate::{SERIAL, instant_of, rows};
 
@@ -76,14 +76,7 @@ async fn five_hundred_twice_then_ok_gives_three_attempts_with_backoff() {
             (3, Some(200), Some(true)),
         ]
     );
-    let list: Vec<Value> = client()
-        .get(server.url(&format!("/jobs/{job}/executions")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = executions_of(&server, &job).await;
     assert_eq!(
         list.iter()
             .map(|e| e["success"].as_bool().unwrap())
@@ -109,14 +102,7 @@ async fn a_hanging_target_times_out_on_time() {
     .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
     let list = loop {
-        let list: Vec<Value> = client()
-            .get(server.url(&format!("/jobs/{job}/executions")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = executions_of(&server, &job).await;
         if !list.is_empty() || std::time::Instant::now() > deadline {
             break list;
         }
