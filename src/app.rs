@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::scheduler::claimer::Claimer;
 use crate::scheduler::lease::{Lease, LeaseKeeper};
 use crate::scheduler::timer::Timer;
+use crate::store::group::JobWriter;
 use crate::store::{self, ClaimParams, DynStore, StoreError};
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
@@ -157,6 +158,7 @@ impl Application {
 
         let app = api::router(AppState {
             store: store.clone(),
+            jobs: JobWriter::spawn(store.clone()),
             stats: stats.clone(),
             clock: clock.clone(),
         });

@@ -12,7 +12,8 @@ use cronhook::clock::Clock;
 use cronhook::domain::fire::{Fire, Outcome, Verdict};
 use cronhook::domain::job::{Delivery, MisfirePolicy, NewJob, RetryOverride, TargetUrl};
 use cronhook::domain::schedule::Schedule;
-use cronhook::store::{self, Backend, ClaimParams, DynStore, ExecutionView, Recovered};
+use cronhook::store::group::JobWriter;
+use cronhook::store::{self, Backend, ClaimParams, DynStore, ExecutionView, JobRow, Recovered};
 use uuid::Uuid;
 
 /// Generates one `#[tokio::test]` per backend for each case.
@@ -39,6 +40,7 @@ macro_rules! conformance {
 conformance!(
     case_ping_and_backend,
     case_insert_and_exists,
+    case_group_commit,
     case_claim_window_and_continuity,
     case_claim_batch_and_horizon,
     case_misfire_policies,
@@ -116,10 +118,18 @@ fn new_job(expr: &str) -> NewJob {
     }
 }
 
+fn row(job: &NewJob, first: Option<DateTime<Utc>>) -> JobRow {
+    JobRow {
+        job: job.clone(),
+        first_fire: first,
+        created_at: t0() - Duration::hours(1),
+    }
+}
+
 async fn insert(s: &DynStore, job: &NewJob, first: Option<DateTime<Utc>>) {
-    s.insert_job(job, first, t0() - Duration::hours(1))
+    s.insert_jobs(&[row(job, first)])
         .await
-        .expect("insert_job");
+        .expect("insert_jobs");
 }
 
 fn params(lookahead: Duration) -> ClaimParams {
@@ -232,7 +242,8 @@ async fn case_ping_and_backend(kind: Db) {
     }
 }
 
-/// Case 2: Inserted jobs exist, other ids do not, and an id cannot be inserted twice.
+/// Case 2: Inserted jobs exist, other ids do not, an id cannot be inserted twice, and a batch
+/// commits all its rows or none.
 async fn case_insert_and_exists(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
@@ -244,10 +255,64 @@ async fn case_insert_and_exists(kind: Db) {
     assert!(s.job_exists(disabled.id).await.unwrap());
     assert!(!s.job_exists(Uuid::now_v7()).await.unwrap());
     assert!(
-        s.insert_job(&job, Some(secs(0)), secs(0)).await.is_err(),
+        s.insert_jobs(&[row(&job, Some(secs(0)))]).await.is_err(),
         "a second insert of the same id must fail"
     );
     assert!(s.job_exists(job.id).await.unwrap());
+
+    // Many rows, more than one statement's worth, commit together.
+    let many: Vec<NewJob> = (0..2500).map(|_| new_job("0 * * * *")).collect();
+    let rows: Vec<JobRow> = many.iter().map(|j| row(j, Some(secs(3600)))).collect();
+    s.insert_jobs(&rows).await.expect("a batch of 2500 jobs");
+    for j in [&many[0], &many[999], &many[1000], &many[2499]] {
+        assert!(s.job_exists(j.id).await.unwrap());
+    }
+    // A batch with one bad row stores none of its rows.
+    let fresh: Vec<NewJob> = (0..1500).map(|_| new_job("0 * * * *")).collect();
+    let mut rows: Vec<JobRow> = fresh.iter().map(|j| row(j, None)).collect();
+    rows.push(row(&many[7], None));
+    assert!(
+        s.insert_jobs(&rows).await.is_err(),
+        "a batch repeating an id must fail"
+    );
+    for j in [&fresh[0], &fresh[1499]] {
+        assert!(
+            !s.job_exists(j.id).await.unwrap(),
+            "a failed batch must store nothing"
+        );
+    }
+    assert!(s.insert_jobs(&[]).await.is_ok());
+}
+
+/// Case 2b: The group-commit writer stores every one of many concurrent jobs, and a bad row
+/// fails only its own request.
+async fn case_group_commit(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let writer = JobWriter::spawn(s.clone());
+    let existing = new_job("0 * * * *");
+    insert(s, &existing, None).await;
+    let jobs: Vec<NewJob> = (0..300).map(|_| new_job("0 * * * *")).collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let (w, new) = (writer.clone(), row(job, Some(secs(60))));
+        calls.spawn(async move { (i, w.insert(new).await) });
+        if i == 150 {
+            let (w, repeated) = (writer.clone(), row(&existing, None));
+            calls.spawn(async move { (usize::MAX, w.insert(repeated).await) });
+        }
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        let (i, result) = done.expect("insert task");
+        if result.is_err() {
+            failed.push(i);
+        }
+    }
+    assert_eq!(failed, vec![usize::MAX], "only the repeated id may fail");
+    for job in &jobs {
+        assert!(s.job_exists(job.id).await.unwrap(), "job {} lost", job.id);
+    }
 }
 
 /// Case 3: A claim takes exactly the instants up to now + look-ahead; later claims continue from

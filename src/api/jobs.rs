@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::json::JsonObject;
 use crate::domain::job::{Delivery, MisfirePolicy, NewJob, RetryOverride, TargetUrl};
 use crate::domain::schedule::Schedule;
-use crate::store::ExecutionView;
+use crate::store::{ExecutionView, JobRow};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -64,12 +64,25 @@ async fn create(
     let job = parse_new_job(&body)?;
     let now = state.clock.now();
     let first = job.schedule.next_after(now);
-    state.store.insert_job(&job, first, now).await?;
-    tracing::info!(job_id = %job.id, schedule = %job.schedule, api = %job.api, r#type = job.delivery.as_str(), "job created");
+    let (id, schedule, api, kind) = (
+        job.id,
+        job.schedule.expr().to_owned(),
+        job.api.to_string(),
+        job.delivery.as_str(),
+    );
+    state
+        .jobs
+        .insert(JobRow {
+            job,
+            first_fire: first,
+            created_at: now,
+        })
+        .await?;
+    tracing::info!(job_id = %id, %schedule, %api, r#type = kind, "job created");
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/jobs/{}", job.id))],
-        Json(Created { job_id: job.id }),
+        [(header::LOCATION, format!("/jobs/{id}"))],
+        Json(Created { job_id: id }),
     ))
 }
 

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::store::DynStore;
+use crate::store::group::JobWriter;
 use crate::worker::WorkerStats;
 use error::ApiError;
 
@@ -23,6 +24,8 @@ use error::ApiError;
 pub struct AppState {
     /// The store.
     pub store: DynStore,
+    /// New jobs, group-committed.
+    pub jobs: JobWriter,
     /// Worker queue sizes for `/health`.
     pub stats: Arc<WorkerStats>,
     /// The wall clock.

@@ -4,6 +4,8 @@
 //! conformance suite (`tests/store_conformance.rs`) run against both. SQL lives only here.
 
 mod claim;
+pub mod group;
+mod insert;
 pub mod postgres;
 pub mod sqlite;
 
@@ -84,6 +86,17 @@ pub struct ExecutionView {
     pub success: bool,
 }
 
+/// A new job as stored: the job, its first fire and its creation instant.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// The validated job.
+    pub job: NewJob,
+    /// Its first fire; none for a schedule that never fires again.
+    pub first_fire: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// The bounds of one claim, read against the store's clock inside the claim.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimParams {
@@ -124,13 +137,8 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Stores a new job whose first fire is `first_fire`.
-    async fn insert_job(
-        &self,
-        job: &NewJob,
-        first_fire: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Stores new jobs in one transaction: all of them or, on error, none.
+    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError>;
 
     /// Whether a job exists.
     async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;

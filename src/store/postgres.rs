@@ -5,6 +5,7 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
@@ -12,12 +13,13 @@ use super::Claimed;
 use super::claim::{
     DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
 };
+use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::{
-    Backend, ClaimParams, ExecutionView, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms,
+    Backend, ClaimParams, ExecutionView, JobRow, Recovered, Store, StoreError, UNKNOWN_OUTCOME,
+    to_ms,
 };
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::job::NewJob;
 use crate::domain::plan::Window;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -83,30 +85,18 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn insert_job(
-        &self,
-        job: &NewJob,
-        first_fire: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
-             retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(job.id)
-        .bind(job.schedule.expr())
-        .bind(job.schedule.tz_name())
-        .bind(job.api.as_str())
-        .bind(job.delivery.as_str())
-        .bind(job.misfire.as_str())
-        .bind(job.retry.max_attempts.map(|v| v as i32))
-        .bind(job.retry.backoff_ms.map(|v| v as i64))
-        .bind(job.retry.max_backoff_ms.map(|v| v as i64))
-        .bind(first_fire.map(to_ms))
-        .bind(to_ms(now))
-        .execute(&self.pool)
-        .await?;
+    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in jobs.chunks(JOB_CHUNK) {
+            insert_jobs_query::<Postgres>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -21,12 +21,13 @@ use super::Claimed;
 use super::claim::{
     DueJob, HistoryRow, OpenExecution, ScheduleCache, open_execution_columns, plan_due,
 };
+use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::{
-    Backend, ClaimParams, ExecutionView, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms,
+    Backend, ClaimParams, ExecutionView, JobRow, Recovered, Store, StoreError, UNKNOWN_OUTCOME,
+    to_ms,
 };
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::job::NewJob;
 use crate::domain::plan::Window;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -117,30 +118,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_job(
-        &self,
-        job: &NewJob,
-        first_fire: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
-             retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(job.id)
-        .bind(job.schedule.expr())
-        .bind(job.schedule.tz_name())
-        .bind(job.api.as_str())
-        .bind(job.delivery.as_str())
-        .bind(job.misfire.as_str())
-        .bind(job.retry.max_attempts.map(|v| v as i32))
-        .bind(job.retry.backoff_ms.map(|v| v as i64))
-        .bind(job.retry.max_backoff_ms.map(|v| v as i64))
-        .bind(first_fire.map(to_ms))
-        .bind(to_ms(now))
-        .execute(&self.pool)
-        .await?;
+    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in jobs.chunks(JOB_CHUNK) {
+            insert_jobs_query::<Sqlite>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -61,6 +61,10 @@ enum Scenario {
         /// Measured seconds per run.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Worker concurrencies (`WORKER_CONCURRENCY`), comma-separated; each job count runs
+        /// with each.
+        #[arg(long, value_delimiter = ',', default_values_t = [scenarios::DEFAULT_WORKERS])]
+        workers: Vec<usize>,
     },
     /// Many jobs and a large history: creation, idle memory, restart to first fire, latency.
     Scale {
@@ -123,14 +127,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         Ok(())
     };
     match &args.scenario {
-        Scenario::Precision { jobs, seconds } => {
+        Scenario::Precision {
+            jobs,
+            seconds,
+            workers,
+        } => {
             let mut rows = Vec::new();
             for &backend in &which {
                 for &n in jobs {
-                    eprintln!("precision: {} {n} jobs for {seconds} s", backend.name());
-                    let r = scenarios::precision(&bin, &args.pg, backend, n, *seconds).await?;
-                    eprintln!("  {r:?}");
-                    rows.push(r);
+                    for &w in workers {
+                        eprintln!(
+                            "precision: {} {n} jobs, {w} workers, for {seconds} s",
+                            backend.name()
+                        );
+                        let r =
+                            scenarios::precision(&bin, &args.pg, backend, n, *seconds, w).await?;
+                        eprintln!("  {r:?}");
+                        rows.push(r);
+                    }
                 }
             }
             let (pg, sqlite) = db::versions(&args.pg).await;
@@ -168,7 +182,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let mut api = Vec::new();
             for &backend in &which {
                 eprintln!("quick: {}", backend.name());
-                precision.push(scenarios::precision(&bin, &args.pg, backend, 500, 8).await?);
+                precision.push(
+                    scenarios::precision(
+                        &bin,
+                        &args.pg,
+                        backend,
+                        500,
+                        8,
+                        scenarios::DEFAULT_WORKERS,
+                    )
+                    .await?,
+                );
                 scale.push(scenarios::scale(&bin, &args.pg, backend, 10_000, 100_000).await?);
                 api.push(scenarios::api(&bin, &args.pg, backend, 2, 16).await?);
             }

@@ -7,14 +7,15 @@ use crate::scenarios::{ApiResult, PrecisionResult, ScaleResult};
 /// The precision table.
 pub fn precision(rows: &[PrecisionResult]) -> String {
     let mut s = String::from(
-        "| backend | jobs (fires/s) | seconds | fires expected | missed | duplicates | lag p50 ms | lag p99 ms | lag max ms | service CPU (cores) | peak RSS MiB |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| backend | jobs (fires/s) | workers | seconds | fires expected | missed | duplicates | lag p50 ms | lag p99 ms | lag max ms | service CPU (cores) | peak RSS MiB |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |\n",
             r.backend.name(),
             r.jobs,
+            r.workers,
             r.seconds,
             r.expected,
             r.missed,

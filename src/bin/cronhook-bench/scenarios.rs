@@ -19,6 +19,7 @@ const CREATE_CONCURRENCY: usize = 64;
 pub struct PrecisionResult {
     pub backend: Backend,
     pub jobs: usize,
+    pub workers: usize,
     pub seconds: u64,
     pub expected: usize,
     pub missed: usize,
@@ -29,6 +30,9 @@ pub struct PrecisionResult {
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
 }
+
+/// The service's default worker concurrency, used by every scenario unless told otherwise.
+pub const DEFAULT_WORKERS: usize = 10;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -52,9 +56,10 @@ pub async fn precision(
     backend: Backend,
     jobs: usize,
     seconds: u64,
+    workers: usize,
 ) -> anyhow::Result<PrecisionResult> {
     let db = BenchDb::create(backend, admin).await?;
-    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path(), workers).await?;
     let target = Target::start().await?;
     load::create_jobs(&svc.base, &target.url, jobs, CREATE_CONCURRENCY, |_| {
         "* * * * * *".into()
@@ -100,6 +105,7 @@ pub async fn precision(
     let result = PrecisionResult {
         backend,
         jobs,
+        workers,
         seconds,
         expected,
         missed: expected.saturating_sub(first.len()),
@@ -149,7 +155,7 @@ pub async fn scale(
 ) -> anyhow::Result<ScaleResult> {
     let db = BenchDb::create(backend, admin).await?;
     let target = Target::start().await?;
-    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path(), DEFAULT_WORKERS).await?;
     let created = load::create_jobs(
         &svc.base,
         &target.url,
@@ -171,7 +177,7 @@ pub async fn scale(
     let rows = db.execution_rows().await?;
 
     target.clear();
-    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path(), DEFAULT_WORKERS).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while target.first_arrival().is_none() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -229,7 +235,7 @@ pub async fn api(
 ) -> anyhow::Result<ApiResult> {
     let db = BenchDb::create(backend, admin).await?;
     let target = Target::start().await?;
-    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path(), DEFAULT_WORKERS).await?;
     let (base, api) = (svc.base.clone(), target.url.clone());
     let post = load::run_for(
         Duration::from_secs(seconds),
@@ -243,7 +249,7 @@ pub async fn api(
     .await;
     svc.stop().await;
     db.add_history(5).await?;
-    let svc = Service::start(bin, &db.url, &db.log_path()).await?;
+    let svc = Service::start(bin, &db.url, &db.log_path(), DEFAULT_WORKERS).await?;
     let ids = db.sample_jobs(1000).await?;
     let base = svc.base.clone();
     let get = load::run_for(

@@ -31,7 +31,12 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Service {
     /// Spawns the service on `db_url` and waits until `/health` answers 200.
-    pub async fn start(bin: &Path, db_url: &str, log: &Path) -> anyhow::Result<Service> {
+    pub async fn start(
+        bin: &Path,
+        db_url: &str,
+        log: &Path,
+        workers: usize,
+    ) -> anyhow::Result<Service> {
         let port = free_port()?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -46,6 +51,7 @@ impl Service {
             .env("PORT", port.to_string())
             .env("LOG_LEVEL", "warn")
             .env("LOG_FORMAT", "json")
+            .env("WORKER_CONCURRENCY", workers.to_string())
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::from(log_file.try_clone()?))
             .stderr(Stdio::from(log_file))

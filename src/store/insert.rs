@@ -1,0 +1,42 @@
+//! The multi-row job INSERT both backends share.
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use uuid::Uuid;
+
+use super::{JobRow, to_ms};
+
+/// Rows per INSERT statement: 11 parameters a row stays well under both databases' bounds
+/// on bound parameters (SQLite's 32,766, PostgreSQL's 65,535).
+pub(crate) const JOB_CHUNK: usize = 1000;
+
+/// Builds `INSERT INTO jobs ... VALUES (...), (...)` for `rows`.
+pub(crate) fn insert_jobs_query<DB>(rows: &[JobRow]) -> QueryBuilder<DB>
+where
+    DB: Database,
+    <DB as Database>::Arguments: Default,
+    Uuid: Encode<'static, DB> + Type<DB>,
+    String: Encode<'static, DB> + Type<DB>,
+    i64: Encode<'static, DB> + Type<DB>,
+    Option<i32>: Encode<'static, DB> + Type<DB>,
+    Option<i64>: Encode<'static, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
+         retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) ",
+    );
+    q.push_values(rows, |mut b, row| {
+        let job = &row.job;
+        b.push_bind(job.id)
+            .push_bind(job.schedule.expr().to_owned())
+            .push_bind(job.schedule.tz_name().to_owned())
+            .push_bind(job.api.as_str().to_owned())
+            .push_bind(job.delivery.as_str().to_owned())
+            .push_bind(job.misfire.as_str().to_owned())
+            .push_bind(job.retry.max_attempts.map(|v| v as i32))
+            .push_bind(job.retry.backoff_ms.map(|v| v as i64))
+            .push_bind(job.retry.max_backoff_ms.map(|v| v as i64))
+            .push_bind(row.first_fire.map(to_ms))
+            .push_bind(to_ms(row.created_at));
+    });
+    q
+}
