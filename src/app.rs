@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::retention::Pruner;
 use crate::scheduler::claimer::Claimer;
+use crate::scheduler::gate::Gate;
 use crate::scheduler::lease::{Lease, LeaseKeeper};
 use crate::scheduler::timer::Timer;
 use crate::store::group::JobWriter;
@@ -129,8 +131,23 @@ impl Application {
             }
             .run(stop.clone()),
         );
+        let pruner_task = tokio::spawn(
+            Pruner {
+                store: store.clone(),
+                retention: config.retention,
+                clock: clock.clone(),
+            }
+            .run(stop.clone()),
+        );
+        let gate = Arc::new(Gate::default());
+        let gate_task = tokio::spawn(gate.clone().watch(
+            store.clone(),
+            clock.clone(),
+            config.claim_interval,
+            stop.clone(),
+        ));
         let executor = Arc::new(Executor {
-            client: Executor::client(),
+            client: Executor::client(&config.target_policy),
             timeout: config.call_timeout,
             retry: config.retry,
             store: store.clone(),
@@ -139,13 +156,16 @@ impl Application {
             timer: timer_tx.clone(),
             stats: stats.clone(),
             clock: clock.clone(),
+            gate: gate.clone(),
+            signing_secret: config.signing_secret.clone(),
+            policy: config.target_policy.clone(),
         });
         let writer_task = tokio::spawn(
             OutcomeWriter {
                 incoming: outcome_rx,
                 store: store.clone(),
                 lease: lease.clone(),
-                timer: timer_tx,
+                timer: timer_tx.clone(),
             }
             .run(),
         );
@@ -161,6 +181,11 @@ impl Application {
             jobs: JobWriter::spawn(store.clone()),
             stats: stats.clone(),
             clock: clock.clone(),
+            gate,
+            change_poll: config.claim_interval,
+            timer: timer_tx,
+            lease: lease.clone(),
+            token: config.api_token.as_deref().map(Arc::from),
         });
         let addr = listener.local_addr()?;
         tracing::info!(%addr, database = store_kind(&config.database_url), "cronhook listening");
@@ -175,6 +200,8 @@ impl Application {
         tracing::info!("shutting down: no more claims; letting calls in flight finish");
         stop.cancel();
         let _ = claimer_task.await;
+        let _ = gate_task.await;
+        let _ = pruner_task.await;
         let _ = timer_task.await;
         let abandoned = workers.drain(config.shutdown_grace).await;
         if abandoned > 0 {

@@ -1,9 +1,12 @@
 //! Settings from the environment (and a `.env` file, loaded by `main`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::job::RetryPolicy;
+use crate::retention::Retention;
+use crate::worker::target_policy::TargetPolicy;
 
 /// Log line layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,14 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Connections to the database.
     pub db_pool_size: u32,
+    /// When set, every endpoint but `/health` requires `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// When set, calls of jobs without their own secret are signed with it.
+    pub signing_secret: Option<String>,
+    /// Which addresses calls may reach.
+    pub target_policy: Arc<TargetPolicy>,
+    /// How much execution history is kept.
+    pub retention: Retention,
 }
 
 /// A setting that could not be used, naming its variable.
@@ -138,6 +149,44 @@ impl Config {
             })?,
         };
         let lease = ms("LEASE_MS", 15_000, 1_000)?;
+        let public_only = match var("TARGET_POLICY")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("any") => false,
+            Some("public") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "TARGET_POLICY",
+                    message: format!("{other:?} is not any or public"),
+                });
+            }
+        };
+        let target_policy =
+            TargetPolicy::new(public_only, &var("TARGET_ALLOW").unwrap_or_default()).map_err(
+                |message| ConfigError {
+                    var: "TARGET_ALLOW",
+                    message,
+                },
+            )?;
+        let signing_secret = var("SIGNING_SECRET");
+        if let Some(s) = &signing_secret
+            && (s.len() < 16 || !s.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ConfigError {
+                var: "SIGNING_SECRET",
+                message: "must be at least 16 visible ASCII characters".into(),
+            });
+        }
+        let api_token = var("API_TOKEN");
+        if let Some(t) = &api_token
+            && (t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ConfigError {
+                var: "API_TOKEN",
+                message: "must be at least 16 visible ASCII characters".into(),
+            });
+        }
         let retry = RetryPolicy {
             max_attempts: num("RETRY_MAX_ATTEMPTS", 3, 1, 100)? as u32,
             backoff_ms: num("RETRY_BACKOFF_MS", 1_000, 0, 86_400_000)?,
@@ -159,6 +208,24 @@ impl Config {
             misfire_max_catchup: num("MISFIRE_MAX_CATCHUP", 100, 1, 100_000)? as usize,
             retry,
             db_pool_size: num("DB_POOL_SIZE", 10, 2, 1_000)? as u32,
+            api_token,
+            signing_secret,
+            target_policy: Arc::new(target_policy),
+            retention: Retention {
+                keep: num("HISTORY_KEEP", 1_000, 1, 1_000_000)? as u32,
+                max_age: match var("HISTORY_MAX_AGE_MS") {
+                    None => None,
+                    Some(_) => Some(Duration::from_millis(num(
+                        "HISTORY_MAX_AGE_MS",
+                        0,
+                        1_000,
+                        10 * 365 * 86_400_000,
+                    )?)),
+                },
+                interval: ms("PRUNE_INTERVAL_MS", 1_000, 10)?,
+                jobs_per_step: num("PRUNE_JOBS", 100, 1, 100_000)? as u32,
+                batch: num("PRUNE_BATCH", 500, 1, 100_000)? as u32,
+            },
         })
     }
 }
@@ -198,6 +265,12 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("DATABASE_URL", "mysql://x"),
             ("HOST", "not-an-ip"),
+            ("API_TOKEN", "short"),
+            ("SIGNING_SECRET", "short"),
+            ("TARGET_POLICY", "private"),
+            ("TARGET_ALLOW", "10.0.0.0/40"),
+            ("HISTORY_KEEP", "0"),
+            ("HISTORY_MAX_AGE_MS", "5"),
             ("CALL_TIMEOUT_MS", "-5"),
             ("LEASE_MS", "10"),
         ] {

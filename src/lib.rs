@@ -11,6 +11,7 @@
 //! - [`scheduler`]: claims due fires in batches within a look-ahead window, holds only
 //!   those in a timer, keeps this node's lease and recovers the fires of dead nodes.
 //! - [`worker`]: a queue with bounded concurrency, the HTTP executor and the outcome writer.
+//! - [`retention`]: prunes each job's history in the background.
 //! - [`app`]: wires it together; [`config`], [`cli`] and [`telemetry`] surround it.
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod retention;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -10,10 +10,16 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{Db, TestDb};
 use cronhook::clock::Clock;
 use cronhook::domain::fire::{Fire, Outcome, Verdict};
-use cronhook::domain::job::{Delivery, MisfirePolicy, NewJob, RetryOverride, TargetUrl};
+use cronhook::domain::job::{
+    ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, NewJob, RetryOverride,
+    TargetUrl,
+};
 use cronhook::domain::schedule::Schedule;
 use cronhook::store::group::JobWriter;
-use cronhook::store::{self, Backend, ClaimParams, DynStore, ExecutionView, JobRow, Recovered};
+use cronhook::store::{
+    self, Backend, ClaimParams, DynStore, Exclusive, ExecutionView, JobQuery, JobRow, JobState,
+    NextFire, Recovered, Update,
+};
 use uuid::Uuid;
 
 /// Generates one `#[tokio::test]` per backend for each case.
@@ -50,6 +56,14 @@ conformance!(
     case_mark_started_at_most_once,
     case_unique_fire_identity_under_concurrency,
     case_times_round_trip_in_milliseconds,
+    case_job_records_list_by_state_and_cursor,
+    case_update_withdraws_claimed_fires_and_bumps_the_version,
+    case_delete_leaves_a_marker_and_no_history,
+    case_trigger_claims_a_manual_attempt,
+    case_executions_page_by_cursor_and_detail,
+    case_exclusive_start_skips_overlaps_and_recovers,
+    case_new_york_job_fires_at_the_right_utc_instants_across_dst,
+    case_pruning_keeps_the_newest_k_per_job,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -110,11 +124,11 @@ const API: &str = "http://127.0.0.1:9/hook";
 fn new_job(expr: &str) -> NewJob {
     NewJob {
         id: Uuid::now_v7(),
-        schedule: Schedule::parse(expr).unwrap(),
-        api: TargetUrl::parse(API).unwrap(),
-        delivery: Delivery::AtLeastOnce,
-        misfire: MisfirePolicy::One,
-        retry: RetryOverride::default(),
+        spec: JobSpec::new(
+            Schedule::parse(expr).unwrap(),
+            TargetUrl::parse(API).unwrap(),
+            Delivery::AtLeastOnce,
+        ),
     }
 }
 
@@ -202,9 +216,7 @@ fn assert_same_fire(got: &Fire, want: &Fire) {
     assert_eq!(got.scheduled_at, want.scheduled_at, "scheduled_at");
     assert_eq!(got.due_at, want.due_at, "due_at");
     assert_eq!(got.attempt, want.attempt, "attempt");
-    assert_eq!(&*got.api, &*want.api, "api");
-    assert_eq!(got.delivery, want.delivery, "delivery");
-    assert_eq!(got.retry, want.retry, "retry override");
+    assert_eq!(got.call, want.call, "call settings");
 }
 
 /// Asserts `got` holds exactly the fires of `want` (any order), attempt by attempt.
@@ -321,7 +333,7 @@ async fn case_claim_window_and_continuity(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
     let mut job = new_job("* * * * * *");
-    job.retry = RetryOverride {
+    job.spec.retry = RetryOverride {
         max_attempts: Some(4),
         backoff_ms: Some(250),
         max_backoff_ms: None,
@@ -330,7 +342,7 @@ async fn case_claim_window_and_continuity(kind: Db) {
     // Daily at 06:00 in New York: t0 (10:00 UTC, EDT) then 24 h later. The zone must be
     // stored and used by the claim, or the next instant would be 06:00 UTC.
     let mut zoned = new_job("0 0 6 * * *");
-    zoned.schedule = Schedule::parse_in("0 0 6 * * *", "America/New_York").unwrap();
+    zoned.spec.schedule = Schedule::parse_in("0 0 6 * * *", "America/New_York").unwrap();
     insert(s, &zoned, Some(secs(0))).await;
     let clock = TestClock::at(secs(0));
     let p = params(Duration::seconds(2));
@@ -345,9 +357,9 @@ async fn case_claim_window_and_continuity(kind: Db) {
         assert_eq!(f.job_id, job.id);
         assert_eq!(f.attempt, 1);
         assert_eq!(f.due_at, f.scheduled_at);
-        assert_eq!(&*f.api, job.api.as_str());
-        assert_eq!(f.delivery, Delivery::AtLeastOnce);
-        assert_eq!(f.retry, job.retry);
+        assert_eq!(f.call.api, job.spec.api.as_str());
+        assert_eq!(f.call.delivery, Delivery::AtLeastOnce);
+        assert_eq!(f.call.retry, job.spec.retry);
     }
 
     // Same now: the next fire time moved past the horizon.
@@ -435,11 +447,11 @@ async fn case_misfire_policies(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
     let mut one = new_job("*/10 * * * * *");
-    one.misfire = MisfirePolicy::One;
+    one.spec.misfire = MisfirePolicy::One;
     let mut none = new_job("*/10 * * * * *");
-    none.misfire = MisfirePolicy::None;
+    none.spec.misfire = MisfirePolicy::None;
     let mut all = new_job("*/10 * * * * *");
-    all.misfire = MisfirePolicy::All;
+    all.spec.misfire = MisfirePolicy::All;
     for j in [&one, &none, &all] {
         insert(s, j, Some(secs(0))).await;
     }
@@ -473,7 +485,7 @@ async fn case_misfire_policies(kind: Db) {
 
     // Every missed instant when max_catchup allows it.
     let mut all_wide = new_job("*/10 * * * * *");
-    all_wide.misfire = MisfirePolicy::All;
+    all_wide.spec.misfire = MisfirePolicy::All;
     insert(s, &all_wide, Some(secs(0))).await;
     let wide = ClaimParams {
         max_catchup: 100,
@@ -489,15 +501,15 @@ async fn case_misfire_policies(kind: Db) {
     clock.set(secs(70));
     let got = claim(s, "node-a", &p, &clock).await;
     for j in [&one, &none, &all, &all_wide] {
-        assert_eq!(instants(&got, j.id), vec![secs(70)], "{:?}", j.misfire);
+        assert_eq!(instants(&got, j.id), vec![secs(70)], "{:?}", j.spec.misfire);
     }
     assert_eq!(got.len(), 4);
 
     // A claim that records no fire still advances the job: hourly, down for 2.5 hours.
     let mut hourly_none = new_job("0 0 * * * *");
-    hourly_none.misfire = MisfirePolicy::None;
+    hourly_none.spec.misfire = MisfirePolicy::None;
     let mut hourly_one = new_job("0 0 * * * *");
-    hourly_one.misfire = MisfirePolicy::One;
+    hourly_one.spec.misfire = MisfirePolicy::One;
     insert(s, &hourly_none, Some(secs(-2 * 3600))).await;
     insert(s, &hourly_one, Some(secs(-2 * 3600))).await;
     clock.set(secs(1800));
@@ -525,7 +537,10 @@ async fn case_recent_executions(kind: Db) {
     assert_eq!(fires.len(), 5);
 
     assert!(
-        s.recent_executions(job.id, 10).await.unwrap().is_empty(),
+        s.executions_page(job.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "claimed fires are not executions yet"
     );
 
@@ -562,25 +577,25 @@ async fn case_recent_executions(kind: Db) {
     };
     let newest_first: Vec<ExecutionView> = recorded.iter().rev().map(view).collect();
 
-    let got = s.recent_executions(job.id, 10).await.unwrap();
+    let got = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(got, newest_first, "fires[4] is claimed, not listed");
     assert_eq!(got[0].status_code, None);
     assert!(!got[0].success);
     assert_eq!(got[2].status_code, Some(500));
     assert!(!got[2].success);
 
-    let got = s.recent_executions(job.id, 3).await.unwrap();
+    let got = s.executions_page(job.id, None, 3).await.unwrap();
     assert_eq!(got, newest_first[..3].to_vec());
-    let got = s.recent_executions(job.id, 1).await.unwrap();
+    let got = s.executions_page(job.id, None, 1).await.unwrap();
     assert_eq!(got, newest_first[..1].to_vec());
-    assert!(s.recent_executions(job.id, 0).await.unwrap().is_empty());
+    assert!(s.executions_page(job.id, None, 0).await.unwrap().is_empty());
 
     // Newest by executed_at, not by scheduled instant.
     let late = success(&fires[4], ms(500));
     s.record_outcomes("node-a", std::slice::from_ref(&late))
         .await
         .unwrap();
-    let got = s.recent_executions(job.id, 10).await.unwrap();
+    let got = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(got.len(), 5);
     assert_eq!(got[3], view(&late));
     let times: Vec<_> = got.iter().map(|v| v.executed_at).collect();
@@ -588,9 +603,14 @@ async fn case_recent_executions(kind: Db) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted);
 
-    assert!(s.recent_executions(idle.id, 10).await.unwrap().is_empty());
     assert!(
-        s.recent_executions(Uuid::now_v7(), 10)
+        s.executions_page(idle.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.executions_page(Uuid::now_v7(), None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -602,7 +622,7 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
     let mut job = new_job("* * * * * *");
-    job.retry = RetryOverride {
+    job.spec.retry = RetryOverride {
         max_attempts: Some(3),
         backoff_ms: Some(2500),
         max_backoff_ms: Some(60_000),
@@ -656,7 +676,7 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
     );
 
     // The failed attempt is history; the retry is not (it has not run).
-    let history = s.recent_executions(job.id, 10).await.unwrap();
+    let history = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].id, first.execution_id);
     assert_eq!(history[0].status_code, Some(503));
@@ -772,7 +792,7 @@ async fn case_mark_started_at_most_once(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
     let mut job = new_job("* * * * * *");
-    job.delivery = Delivery::AtMostOnce;
+    job.spec.delivery = Delivery::AtMostOnce;
     insert(s, &job, Some(secs(0))).await;
     s.heartbeat("node-a", secs(0)).await.unwrap();
     let clock = TestClock::at(secs(0));
@@ -783,7 +803,7 @@ async fn case_mark_started_at_most_once(kind: Db) {
     } else {
         (&fires[1], &fires[0])
     };
-    assert_eq!(started.delivery, Delivery::AtMostOnce);
+    assert_eq!(started.call.delivery, Delivery::AtMostOnce);
 
     assert!(
         !s.mark_started(started.execution_id, "node-b", ms(3))
@@ -813,7 +833,10 @@ async fn case_mark_started_at_most_once(kind: Db) {
             .unwrap()
     );
     assert!(
-        s.recent_executions(job.id, 10).await.unwrap().is_empty(),
+        s.executions_page(job.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "started is not an outcome yet"
     );
 
@@ -831,7 +854,7 @@ async fn case_mark_started_at_most_once(kind: Db) {
     );
     assert_same_fires(&r.fires, &[idle]);
 
-    let history = s.recent_executions(job.id, 10).await.unwrap();
+    let history = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(
         history,
         vec![ExecutionView {
@@ -966,7 +989,7 @@ async fn case_times_round_trip_in_milliseconds(kind: Db) {
     let mut o = outcome(&fires[0], ms(456), Some(500), 3, Verdict::Failed, Some("x"));
     o.retry = Some(retry.clone());
     s.record_outcomes("node-a", &[o]).await.unwrap();
-    let history = s.recent_executions(job.id, 1).await.unwrap();
+    let history = s.executions_page(job.id, None, 1).await.unwrap();
     assert_eq!(history[0].executed_at, ms(456));
 
     // Heartbeats: alive at exactly the heartbeat's millisecond, dead one millisecond after.
@@ -985,7 +1008,7 @@ async fn case_times_round_trip_in_milliseconds(kind: Db) {
 
     // mark_started's instant becomes the unknown outcome's executed_at.
     let mut amo = new_job("* * * * * *");
-    amo.delivery = Delivery::AtMostOnce;
+    amo.spec.delivery = Delivery::AtMostOnce;
     insert(s, &amo, Some(ms(20_250))).await;
     clock.set(ms(20_250));
     let f = claim(s, "node-b", &params(Duration::zero()), &clock).await;
@@ -998,6 +1021,493 @@ async fn case_times_round_trip_in_milliseconds(kind: Db) {
     );
     let r = recover(s, "node-c", ms(30_000), ms(30_000), 100).await;
     assert_eq!(r.unknown, 1);
-    let history = s.recent_executions(amo.id, 1).await.unwrap();
+    let history = s.executions_page(amo.id, None, 1).await.unwrap();
     assert_eq!(history[0].executed_at, ms(20_251));
+}
+
+/// Case 12: Every field of a job reads back as stored; listings page by id and filter by state.
+async fn case_job_records_list_by_state_and_cursor(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut full = new_job("0 30 2 * * *");
+    full.spec = JobSpec {
+        name: Some("nightly".into()),
+        schedule: Schedule::parse_in("0 30 2 * * *", "America/New_York").unwrap(),
+        api: TargetUrl::parse("https://example.com/hook").unwrap(),
+        method: HttpMethod::Put,
+        headers: vec![("X-B".into(), "2".into()), ("X-A".into(), "1".into())],
+        body: Some("{\"x\":1}".into()),
+        timeout_ms: Some(2500),
+        delivery: Delivery::AtMostOnce,
+        misfire: MisfirePolicy::All,
+        retry: RetryOverride {
+            max_attempts: Some(4),
+            backoff_ms: Some(100),
+            max_backoff_ms: Some(1000),
+        },
+        concurrency: ConcurrencyPolicy::Forbid,
+        enabled: true,
+        signing_secret: Some("0123456789abcdef-secret".into()),
+    };
+    insert(s, &full, Some(secs(60))).await;
+    let mut paused = new_job("* * * * *");
+    paused.spec.enabled = false;
+    insert(s, &paused, Some(secs(60))).await;
+    let finished = new_job("* * * * *");
+    insert(s, &finished, None).await;
+
+    let got = s.get_job(full.id).await.unwrap().expect("stored");
+    assert_eq!(got.id, full.id);
+    assert_eq!(
+        cronhook::api::spec::render_spec(&got.spec),
+        cronhook::api::spec::render_spec(&full.spec)
+    );
+    assert_eq!(got.spec.headers, full.spec.headers, "header order kept");
+    assert_eq!(got.next_fire_at, Some(secs(60)));
+    assert_eq!(got.version, 1);
+    assert_eq!(got.created_at, t0() - Duration::hours(1));
+    assert!(s.get_job(Uuid::now_v7()).await.unwrap().is_none());
+
+    let ids = |v: Vec<cronhook::store::JobRecord>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let q = |state, after, limit| JobQuery {
+        state,
+        after,
+        limit,
+    };
+    assert_eq!(
+        ids(s.list_jobs(&q(None, None, 10)).await.unwrap()),
+        vec![full.id, paused.id, finished.id]
+    );
+    assert_eq!(
+        ids(s.list_jobs(&q(None, Some(full.id), 1)).await.unwrap()),
+        vec![paused.id]
+    );
+    for (state, want) in [
+        (JobState::Active, full.id),
+        (JobState::Paused, paused.id),
+        (JobState::Finished, finished.id),
+    ] {
+        assert_eq!(
+            ids(s.list_jobs(&q(Some(state), None, 10)).await.unwrap()),
+            vec![want],
+            "{state:?}"
+        );
+    }
+}
+
+/// Case 13: An update withdraws the claimed attempts due after it, keeps the earliest withdrawn
+/// instant as the next fire (or takes the given one), bumps the version, refuses a stale
+/// version, and stops retries of the older version being stored.
+async fn case_update_withdraws_claimed_fires_and_bumps_the_version(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::seconds(3)), &clock).await;
+    assert_eq!(
+        instants(&fires, job.id),
+        vec![secs(0), secs(1), secs(2), secs(3)]
+    );
+
+    // Paused at 1.5 s: the attempts due at 2 s and 3 s are withdrawn, 0 s and 1 s are not.
+    let mut spec = job.spec.clone();
+    spec.enabled = false;
+    let done = s
+        .update_job(job.id, 1, &spec, NextFire::Keep, ms(1500))
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Update::Applied {
+            version: 2,
+            next_fire_at: Some(secs(2))
+        }
+    );
+    let kept = s.execution(job.id, fires[1].execution_id).await.unwrap();
+    assert_eq!(kept.map(|e| e.state).as_deref(), Some("claimed"));
+    for f in &fires[2..] {
+        assert!(s.execution(job.id, f.execution_id).await.unwrap().is_none());
+    }
+    let stored = s.get_job(job.id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.spec.enabled), (2, false));
+    assert_eq!(stored.updated_at, ms(1500));
+    // A paused job is not claimed.
+    clock.set(secs(3));
+    assert!(
+        claim(s, "node-a", &params(Duration::seconds(3)), &clock)
+            .await
+            .is_empty()
+    );
+
+    // A retry of a version-1 fire is not stored any more.
+    let mut o = outcome(&fires[0], ms(10), Some(500), 3, Verdict::Failed, Some("x"));
+    o.retry = Some(Fire {
+        execution_id: Uuid::now_v7(),
+        due_at: ms(4000),
+        attempt: 2,
+        ..fires[0].clone()
+    });
+    assert!(s.record_outcomes("node-a", &[o]).await.unwrap().is_empty());
+
+    // Stale and missing jobs.
+    assert_eq!(
+        s.update_job(job.id, 1, &spec, NextFire::Keep, ms(1600))
+            .await
+            .unwrap(),
+        Update::Stale
+    );
+    assert_eq!(
+        s.update_job(Uuid::now_v7(), 1, &spec, NextFire::Keep, ms(1600))
+            .await
+            .unwrap(),
+        Update::NotFound
+    );
+    // A given next fire is stored as given; the change is visible to other nodes.
+    spec.enabled = true;
+    let done = s
+        .update_job(job.id, 2, &spec, NextFire::At(Some(secs(10))), secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Update::Applied {
+            version: 3,
+            next_fire_at: Some(secs(10))
+        }
+    );
+    let changes = s.changes_since(secs(4)).await.unwrap();
+    assert_eq!(
+        changes,
+        vec![cronhook::store::JobChange {
+            id: job.id,
+            version: 3,
+            at: secs(5).timestamp_millis()
+        }]
+    );
+    assert!(s.changes_since(secs(6)).await.unwrap().is_empty());
+}
+
+/// Case 14: Deleting a job removes it and its executions and leaves a marker other nodes see.
+async fn case_delete_leaves_a_marker_and_no_history(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    let other = new_job("* * * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    insert(s, &other, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    let mine: Vec<&Fire> = fires.iter().filter(|f| f.job_id == job.id).collect();
+    s.record_outcomes("node-a", &[success(mine[0], ms(5))])
+        .await
+        .unwrap();
+    assert!(s.delete_job(job.id, secs(2)).await.unwrap());
+    assert!(s.get_job(job.id).await.unwrap().is_none());
+    assert!(!s.job_exists(job.id).await.unwrap());
+    assert!(
+        s.execution(job.id, mine[0].execution_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.executions_page(job.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !s.delete_job(job.id, secs(3)).await.unwrap(),
+        "already gone"
+    );
+    assert!(
+        s.get_job(other.id).await.unwrap().is_some(),
+        "others untouched"
+    );
+    let changes = s.changes_since(secs(1)).await.unwrap();
+    assert_eq!(
+        changes,
+        vec![cronhook::store::JobChange {
+            id: job.id,
+            version: cronhook::store::DELETED,
+            at: secs(2).timestamp_millis()
+        }]
+    );
+}
+
+/// Case 15: A manual trigger records a claimed attempt at the trigger instant, taking the
+/// next free millisecond when the instant is taken; none for a missing job.
+async fn case_trigger_claims_a_manual_attempt(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("0 0 0 1 1 *");
+    job.spec.method = HttpMethod::Delete;
+    insert(s, &job, None).await;
+    let a = s
+        .trigger(job.id, "node-a", ms(1234))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .trigger(job.id, "node-a", ms(1234))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.scheduled_at, a.due_at, a.attempt),
+        (ms(1234), ms(1234), 1)
+    );
+    assert_eq!(b.scheduled_at, ms(1235), "the next free millisecond");
+    assert_eq!(a.call.method, HttpMethod::Delete);
+    assert_eq!(a.call.version, 1);
+    let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
+    assert_eq!(d.trigger, "manual");
+    assert_eq!(d.state, "claimed");
+    assert_eq!(d.node.as_deref(), Some("node-a"));
+    assert!(
+        s.trigger(Uuid::now_v7(), "node-a", ms(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A manual attempt's outcome is history like any other.
+    s.record_outcomes("node-a", &[success(&a, ms(1240))])
+        .await
+        .unwrap();
+    let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.status_code, d.success),
+        ("succeeded", Some(200), Some(true))
+    );
+    assert_eq!(
+        s.executions_page(job.id, None, 5).await.unwrap()[0].id,
+        a.execution_id
+    );
+}
+
+/// Case 16: History pages by `(executed_at, id)` cursor, newest first, with ties at one
+/// instant split correctly.
+async fn case_executions_page_by_cursor_and_detail(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("* * * * * *");
+    insert(s, &job, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::seconds(6)), &clock).await;
+    assert_eq!(fires.len(), 7);
+    // Two pairs share an executed_at instant.
+    let at = [
+        ms(10),
+        ms(1010),
+        ms(1010),
+        ms(3010),
+        ms(4010),
+        ms(4010),
+        ms(6010),
+    ];
+    let outcomes: Vec<Outcome> = fires.iter().zip(at).map(|(f, t)| success(f, t)).collect();
+    s.record_outcomes("node-a", &outcomes).await.unwrap();
+    let whole = s.executions_page(job.id, None, 100).await.unwrap();
+    assert_eq!(whole.len(), 7);
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s.executions_page(job.id, before, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|e| (e.executed_at, e.id));
+        paged.extend(page);
+    }
+    assert_eq!(
+        paged, whole,
+        "pages join into the whole history without gaps or repeats"
+    );
+    let d = s
+        .execution(job.id, fires[3].execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.scheduled_at, secs(3));
+    assert_eq!(d.executed_at, Some(ms(3010)));
+    assert_eq!(d.attempt, 1);
+    assert_eq!(d.trigger, "schedule");
+    assert_eq!(d.node, None, "a finished attempt belongs to no node");
+    assert!(
+        s.execution(Uuid::now_v7(), fires[3].execution_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "an execution is read through its own job only"
+    );
+}
+
+/// Case 17: A job forbidding overlaps starts an attempt only while no other of its attempts
+/// runs, else records it skipped; a dead node's started ATLEAST_ONCE attempt is called again.
+async fn case_exclusive_start_skips_overlaps_and_recovers(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("* * * * * *");
+    job.spec.concurrency = ConcurrencyPolicy::Forbid;
+    insert(s, &job, Some(secs(0))).await;
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    let clock = TestClock::at(secs(0));
+    let mut fires = claim(s, "node-a", &params(Duration::seconds(2)), &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    assert_eq!(fires.len(), 3);
+    assert_eq!(fires[0].call.concurrency, ConcurrencyPolicy::Forbid);
+    let start = |f: &Fire, node: &'static str, at| {
+        let (e, j) = (f.execution_id, f.job_id);
+        async move { s.start_exclusive(e, j, node, at).await.unwrap() }
+    };
+    assert_eq!(start(&fires[0], "node-a", ms(1)).await, Exclusive::Started);
+    assert_eq!(
+        start(&fires[1], "node-a", secs(1)).await,
+        Exclusive::Skipped
+    );
+    let skipped = s
+        .execution(job.id, fires[1].execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(skipped.state, "skipped");
+    assert_eq!(skipped.executed_at, Some(secs(1)));
+    assert_eq!(skipped.success, Some(false));
+    assert!(skipped.error.unwrap().contains("overlapping"));
+    let history = s.executions_page(job.id, None, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "the skipped fire is history: {history:?}");
+    assert_eq!((history[0].status_code, history[0].success), (None, false));
+
+    s.record_outcomes("node-a", &[success(&fires[0], ms(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        start(&fires[2], "node-b", secs(2)).await,
+        Exclusive::NotOurs
+    );
+    assert_eq!(
+        start(&fires[2], "node-a", secs(2)).await,
+        Exclusive::Started
+    );
+    assert_eq!(
+        start(&fires[2], "node-a", secs(2)).await,
+        Exclusive::NotOurs
+    );
+
+    // node-a dies with the attempt started: node-b calls it again, nothing is unknown.
+    s.heartbeat("node-b", secs(30)).await.unwrap();
+    let got = s.recover("node-b", secs(20), secs(30), 100).await.unwrap();
+    assert_eq!(got.unknown, 0);
+    assert_eq!(got.fires.len(), 1);
+    assert_eq!(got.fires[0].execution_id, fires[2].execution_id);
+    let d = s
+        .execution(job.id, fires[2].execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.node.as_deref()),
+        ("claimed", Some("node-b"))
+    );
+    assert_eq!(d.executed_at, None);
+}
+
+/// Case 18: A job at 09:00 in America/New_York is claimed at 14:00 UTC in winter and 13:00 UTC
+/// in summer, across both DST changes of 2024, with the clock injected.
+async fn case_new_york_job_fires_at_the_right_utc_instants_across_dst(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let utc = |m, d, h| Utc.with_ymd_and_hms(2024, m, d, h, 0, 0).unwrap();
+    for (start, want) in [
+        // Spring forward on Sunday 10 March.
+        (
+            utc(3, 8, 0),
+            vec![utc(3, 8, 14), utc(3, 9, 14), utc(3, 10, 13), utc(3, 11, 13)],
+        ),
+        // Fall back on Sunday 3 November.
+        (
+            utc(11, 1, 0),
+            vec![
+                utc(11, 1, 13),
+                utc(11, 2, 13),
+                utc(11, 3, 14),
+                utc(11, 4, 14),
+            ],
+        ),
+    ] {
+        let mut job = new_job("0 0 9 * * *");
+        job.spec.schedule = Schedule::parse_in("0 0 9 * * *", "America/New_York").unwrap();
+        insert(s, &job, job.spec.schedule.next_after(start)).await;
+        let clock = TestClock::at(start);
+        let mut got = Vec::new();
+        for instant in &want {
+            // Half a second before each instant, a one-second window holds exactly it.
+            clock.set(*instant - Duration::milliseconds(500));
+            got.extend(instants(
+                &claim(s, "node-a", &params(Duration::seconds(1)), &clock).await,
+                job.id,
+            ));
+        }
+        assert_eq!(got, want);
+    }
+}
+
+/// Case 19: Pruning keeps exactly the newest K finished executions of each job (and drops
+/// those past the maximum age), in bounded steps, walking every job with its cursor.
+async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let jobs: Vec<NewJob> = (0..3).map(|_| new_job("* * * * * *")).collect();
+    for j in &jobs {
+        insert(s, j, Some(secs(0))).await;
+    }
+    let clock = TestClock::at(secs(0));
+    let fires = claim(s, "node-a", &params(Duration::seconds(9)), &clock).await;
+    assert_eq!(fires.len(), 30);
+    // Every attempt but the last of each job finishes; the last stays claimed.
+    let done: Vec<Outcome> = fires
+        .iter()
+        .filter(|f| f.scheduled_at < secs(9))
+        .map(|f| success(f, f.scheduled_at + Duration::milliseconds(5)))
+        .collect();
+    s.record_outcomes("node-a", &done).await.unwrap();
+    // Two jobs per step, at most 2 rows per job per step, keeping 4.
+    let mut cursor = None;
+    let mut steps = 0;
+    loop {
+        let step = s.prune_history(cursor, 2, 4, None, 2).await.unwrap();
+        steps += 1;
+        if step.last_job.is_none() && step.deleted == 0 {
+            break;
+        }
+        cursor = step.last_job;
+        assert!(steps < 50, "pruning converges");
+    }
+    for j in &jobs {
+        let kept = s.executions_page(j.id, None, 100).await.unwrap();
+        let at: Vec<_> = kept.iter().map(|e| e.executed_at).collect();
+        let want: Vec<_> = (5..9)
+            .rev()
+            .map(|n| secs(n) + Duration::milliseconds(5))
+            .collect();
+        assert_eq!(at, want, "the newest 4 are kept");
+        let open = fires
+            .iter()
+            .find(|f| f.job_id == j.id && f.scheduled_at == secs(9))
+            .unwrap();
+        let d = s.execution(j.id, open.execution_id).await.unwrap().unwrap();
+        assert_eq!(d.state, "claimed", "unfinished attempts are never pruned");
+    }
+    // A maximum age removes what is older, whatever K says.
+    let step = s
+        .prune_history(None, 10, 100, Some(secs(7)), 100)
+        .await
+        .unwrap();
+    assert_eq!(step.deleted, 6);
+    assert_eq!(step.last_job, None);
+    for j in &jobs {
+        assert_eq!(s.executions_page(j.id, None, 100).await.unwrap().len(), 2);
+    }
 }

@@ -23,6 +23,12 @@ pub enum ApiError {
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the resource's current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No valid credentials (401).
+    #[error("a valid bearer token is required")]
+    Unauthorized,
     /// Method not allowed on this path (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -57,6 +63,16 @@ impl IntoResponse for ApiError {
                 field,
             } => (StatusCode::BAD_REQUEST, code, message, field),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            e @ ApiError::Unauthorized => {
+                let body = json!({ "error": { "code": "unauthorized", "message": e.to_string() } });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

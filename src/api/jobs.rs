@@ -1,27 +1,36 @@
-//! `/jobs`: create a job, read its recent executions.
+//! `/jobs`: create, list, read, change, pause, resume, trigger and delete jobs.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use super::executions::ExecutionBody;
 use super::json::JsonObject;
-use crate::domain::job::{Delivery, MisfirePolicy, NewJob, RetryOverride, TargetUrl};
-use crate::domain::schedule::Schedule;
-use crate::store::{ExecutionView, JobRow};
+use super::spec::{check_fields, parse_spec, render_spec};
+use crate::domain::job::{JobSpec, NewJob};
+use crate::scheduler::Held;
+use crate::store::{
+    Backend, DELETED, JobChange, JobQuery, JobRecord, JobRow, JobState, NextFire, Update,
+};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/jobs", post(create))
-        .route("/jobs/{job_id}/executions", get(executions))
+        .route("/jobs", post(create).get(list))
+        .route("/jobs/{job_id}", get(read).patch(change).delete(remove))
+        .route("/jobs/{job_id}/pause", post(pause))
+        .route("/jobs/{job_id}/resume", post(resume))
+        .route("/jobs/{job_id}/trigger", post(trigger))
 }
 
 /// `201 {"jobId"}`.
@@ -31,44 +40,53 @@ struct Created {
     job_id: Uuid,
 }
 
-/// One execution, exactly the contract's fields.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExecutionBody {
-    id: Uuid,
-    executed_at: String,
-    status_code: Option<u16>,
-    duration_ms: u64,
-    success: bool,
+/// Default and largest page of `GET /jobs`.
+const LIST_DEFAULT: u32 = 50;
+const LIST_MAX: u32 = 500;
+/// Attempts at a change that keeps meeting concurrent changes.
+const CHANGE_ATTEMPTS: usize = 5;
+
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-impl From<ExecutionView> for ExecutionBody {
-    fn from(e: ExecutionView) -> Self {
-        ExecutionBody {
-            id: e.id,
-            executed_at: e.executed_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            status_code: e.status_code,
-            duration_ms: e.duration_ms,
-            success: e.success,
-        }
-    }
+/// A job as every endpoint shows it: its fields, its state and its times.
+fn job_view(job: &JobRecord) -> Map<String, Value> {
+    let mut view = Map::new();
+    view.insert("id".into(), json!(job.id));
+    view.extend(render_spec(&job.spec));
+    view.remove("signingSecret");
+    view.insert(
+        "hasSigningSecret".into(),
+        json!(job.spec.signing_secret.is_some()),
+    );
+    view.insert(
+        "state".into(),
+        json!(JobState::of(job.spec.enabled, job.next_fire_at).as_str()),
+    );
+    view.insert("nextRunAt".into(), json!(job.next_fire_at.map(rfc3339)));
+    view.insert("createdAt".into(), json!(rfc3339(job.created_at)));
+    view.insert("updatedAt".into(), json!(rfc3339(job.updated_at)));
+    view.insert("version".into(), json!(job.version));
+    view
 }
-
-/// How many executions the endpoint returns.
-const RECENT: u32 = 5;
 
 async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let job = parse_new_job(&body)?;
+    let spec = parse_spec(&body)?;
     let now = state.clock.now();
-    let first = job.schedule.next_after(now);
+    let first = spec.schedule.next_after(now);
+    let job = NewJob {
+        id: Uuid::now_v7(),
+        spec,
+    };
     let (id, schedule, api, kind) = (
         job.id,
-        job.schedule.expr().to_owned(),
-        job.api.to_string(),
-        job.delivery.as_str(),
+        job.spec.schedule.expr().to_owned(),
+        job.spec.api.to_string(),
+        job.spec.delivery.as_str(),
     );
     state
         .jobs
@@ -86,20 +104,227 @@ async fn create(
     ))
 }
 
-async fn executions(
+async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let params = query_params(query.as_deref(), &["limit", "cursor", "state"])?;
+    let limit = limit_param(&params, LIST_DEFAULT, LIST_MAX)?;
+    let after = params
+        .get("cursor")
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| {
+                ApiError::field(
+                    "invalid_cursor",
+                    "cursor",
+                    "cursor must be a nextCursor value",
+                )
+            })
+        })
+        .transpose()?;
+    let job_state = params
+        .get("state")
+        .map(|s| {
+            s.parse::<JobState>()
+                .map_err(|e| ApiError::field("invalid_state", "state", e))
+        })
+        .transpose()?;
+    let mut jobs = state
+        .store
+        .list_jobs(&JobQuery {
+            state: job_state,
+            after,
+            limit: limit + 1,
+        })
+        .await?;
+    let next = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    let views: Vec<Value> = jobs.iter().map(|j| Value::Object(job_view(j))).collect();
+    Ok(Json(json!({ "jobs": views, "nextCursor": next })))
+}
+
+async fn read(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
-    let (exists, recent) = tokio::join!(
-        state.store.job_exists(id),
-        state.store.recent_executions(id, RECENT)
+    let (job, last) = tokio::join!(
+        state.store.get_job(id),
+        state.store.executions_page(id, None, 1)
     );
-    if !exists? {
-        return Err(ApiError::NotFound(format!("no job {id}")));
+    let job = job?.ok_or_else(|| not_found(id))?;
+    let mut view = job_view(&job);
+    let last = last?.into_iter().next().map(ExecutionBody::from);
+    view.insert("lastExecution".into(), json!(last));
+    Ok(Json(Value::Object(view)))
+}
+
+async fn change(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    JsonObject(patch): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_job_id(&job_id)?;
+    check_fields(&patch)?;
+    let job = apply_change(&state, id, |current| {
+        let mut merged = render_spec(current);
+        merged.extend(patch.clone());
+        parse_spec(&merged)
+    })
+    .await?;
+    Ok(Json(Value::Object(job_view(&job))))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    set_enabled(state, &job_id, false).await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    set_enabled(state, &job_id, true).await
+}
+
+async fn set_enabled(
+    state: AppState,
+    job_id: &str,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_job_id(job_id)?;
+    let job = apply_change(&state, id, |current| {
+        Ok(JobSpec {
+            enabled,
+            ..current.clone()
+        })
+    })
+    .await?;
+    Ok(Json(Value::Object(job_view(&job))))
+}
+
+/// Reads a job, derives its new spec with `edit` and stores it if nothing changed it
+/// meanwhile (trying again if something did). An edit that changes nothing stores
+/// nothing.
+async fn apply_change(
+    state: &AppState,
+    id: Uuid,
+    edit: impl Fn(&JobSpec) -> Result<JobSpec, ApiError>,
+) -> Result<JobRecord, ApiError> {
+    for _ in 0..CHANGE_ATTEMPTS {
+        let current = state
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let spec = edit(&current.spec)?;
+        if render_spec(&spec) == render_spec(&current.spec) {
+            return Ok(current);
+        }
+        let now = state.clock.now();
+        let rescheduled = spec.schedule.expr() != current.spec.schedule.expr()
+            || spec.schedule.tz_name() != current.spec.schedule.tz_name();
+        let next = if rescheduled {
+            NextFire::At(spec.schedule.next_after(now))
+        } else {
+            NextFire::Keep
+        };
+        match state
+            .store
+            .update_job(id, current.version, &spec, next, now)
+            .await?
+        {
+            Update::Applied {
+                version,
+                next_fire_at,
+            } => {
+                settle_change(
+                    state,
+                    JobChange {
+                        id,
+                        version,
+                        at: now.timestamp_millis(),
+                    },
+                )
+                .await;
+                tracing::info!(job_id = %id, version, "job changed");
+                return Ok(JobRecord {
+                    spec,
+                    next_fire_at,
+                    updated_at: now,
+                    version,
+                    ..current
+                });
+            }
+            Update::NotFound => return Err(not_found(id)),
+            Update::Stale => continue,
+        }
     }
-    let body: Vec<ExecutionBody> = recent?.into_iter().map(Into::into).collect();
-    Ok(Json(body))
+    Err(ApiError::Conflict(format!(
+        "job {id} kept changing concurrently; try again"
+    )))
+}
+
+/// Applies a committed change to this node's gate and, on PostgreSQL, waits until every
+/// other node has polled it, so no fire it withdrew is called after the answer.
+async fn settle_change(state: &AppState, change: JobChange) {
+    state.gate.apply(change);
+    if state.store.backend() == Backend::Postgres {
+        tokio::time::sleep(state.change_poll + std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_job_id(&job_id)?;
+    let now = state.clock.now();
+    if !state.store.delete_job(id, now).await? {
+        return Err(not_found(id));
+    }
+    settle_change(
+        &state,
+        JobChange {
+            id,
+            version: DELETED,
+            at: now.timestamp_millis(),
+        },
+    )
+    .await;
+    tracing::info!(job_id = %id, "job deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn trigger(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_job_id(&job_id)?;
+    let (node, epoch) = state.lease.node();
+    let fire = state
+        .store
+        .trigger(id, &node, state.clock.now())
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let body = json!({
+        "executionId": fire.execution_id,
+        "scheduledAt": rfc3339(fire.scheduled_at),
+    });
+    tracing::info!(job_id = %id, execution_id = %fire.execution_id, "manual call");
+    // If this node is shutting down the fire stays claimed and is recovered from the store.
+    let _ = state.timer.send(vec![Held { fire, epoch }]);
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+pub(super) fn not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no job {id}"))
 }
 
 /// Parses a job id from a path segment.
@@ -113,182 +338,49 @@ pub fn parse_job_id(s: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-const FIELDS: [&str; 5] = ["schedule", "api", "type", "misfirePolicy", "retry"];
-const RETRY_FIELDS: [&str; 3] = ["maxAttempts", "backoffMs", "maxBackoffMs"];
-
-/// Validates a `POST /jobs` body into a job.
-fn parse_new_job(body: &Map<String, Value>) -> Result<NewJob, ApiError> {
-    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::field(
-            "unknown_field",
-            unknown.clone(),
-            format!(
-                "unknown field {unknown:?}; the fields are {}",
-                FIELDS.join(", ")
-            ),
-        ));
-    }
-    let schedule = required_str(body, "schedule")?;
-    let schedule = Schedule::parse(schedule)
-        .map_err(|e| ApiError::field("invalid_schedule", "schedule", e.to_string()))?;
-    let api = required_str(body, "api")?;
-    let api = TargetUrl::parse(api).map_err(|e| ApiError::field("invalid_api", "api", e))?;
-    let delivery = match optional_str(body, "type")? {
-        None => Delivery::AtLeastOnce,
-        Some(t) => t
-            .parse()
-            .map_err(|e: String| ApiError::field("invalid_type", "type", e))?,
-    };
-    let misfire = match optional_str(body, "misfirePolicy")? {
-        None => MisfirePolicy::One,
-        Some(m) => m
-            .parse()
-            .map_err(|e: String| ApiError::field("invalid_misfire_policy", "misfirePolicy", e))?,
-    };
-    let retry = match body.get("retry") {
-        None | Some(Value::Null) => RetryOverride::default(),
-        Some(Value::Object(r)) => parse_retry(r)?,
-        Some(_) => {
+/// A query string's parameters, refusing any not in `allowed` and any given twice.
+pub(super) fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
             return Err(ApiError::field(
-                "invalid_retry",
-                "retry",
-                "retry must be an object",
+                "unknown_parameter",
+                k.to_string(),
+                format!(
+                    "unknown query parameter {k:?}; the parameters are {}",
+                    allowed.join(", ")
+                ),
             ));
         }
-    };
-    Ok(NewJob {
-        id: Uuid::now_v7(),
-        schedule,
-        api,
-        delivery,
-        misfire,
-        retry,
-    })
-}
-
-fn parse_retry(r: &Map<String, Value>) -> Result<RetryOverride, ApiError> {
-    if let Some(unknown) = r.keys().find(|k| !RETRY_FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::field(
-            "unknown_field",
-            format!("retry.{unknown}"),
-            format!(
-                "unknown field retry.{unknown}; the fields are {}",
-                RETRY_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let int = |k: &str, min: u64, max: u64| -> Result<Option<u64>, ApiError> {
-        match r.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(ApiError::field(
-                    "invalid_retry",
-                    format!("retry.{k}"),
-                    format!("retry.{k} must be a whole number from {min} to {max}"),
-                )),
-            },
-        }
-    };
-    let retry = RetryOverride {
-        max_attempts: int("maxAttempts", 1, 100)?.map(|v| v as u32),
-        backoff_ms: int("backoffMs", 0, 86_400_000)?,
-        max_backoff_ms: int("maxBackoffMs", 0, 86_400_000)?,
-    };
-    if let (Some(b), Some(m)) = (retry.backoff_ms, retry.max_backoff_ms)
-        && b > m
-    {
-        return Err(ApiError::field(
-            "invalid_retry",
-            "retry.backoffMs",
-            "retry.backoffMs must not exceed retry.maxBackoffMs",
-        ));
-    }
-    Ok(retry)
-}
-
-fn required_str<'a>(
-    body: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<&'a str, ApiError> {
-    optional_str(body, field)?
-        .ok_or_else(|| ApiError::field("missing_field", field, format!("{field} is required")))
-}
-
-fn optional_str<'a>(
-    body: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<&'a str>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(ApiError::field(
-            "invalid_type_of_field",
-            field,
-            format!("{field} must be a string"),
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn parse(v: Value) -> Result<NewJob, ApiError> {
-        parse_new_job(v.as_object().unwrap())
-    }
-
-    fn field_of(e: ApiError) -> Option<String> {
-        match e {
-            ApiError::Invalid { field, .. } => field,
-            _ => None,
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(ApiError::field(
+                "repeated_parameter",
+                k.to_string(),
+                format!("query parameter {k:?} is given more than once"),
+            ));
         }
     }
+    Ok(out)
+}
 
-    #[test]
-    fn the_seed_body_parses_with_defaults() {
-        let job = parse(
-            json!({"schedule": "31 10-15 1 * * MON-FRI", "api": "https://localhost:4444/foo"}),
-        )
-        .unwrap();
-        assert_eq!(job.delivery, Delivery::AtLeastOnce);
-        assert_eq!(job.misfire, MisfirePolicy::One);
-        assert_eq!(job.retry, RetryOverride::default());
-    }
-
-    #[test]
-    fn each_bad_field_is_named() {
-        let cases = [
-            (json!({"api": "http://x"}), "schedule"),
-            (json!({"schedule": "* * * * * *"}), "api"),
-            (json!({"schedule": 5, "api": "http://x"}), "schedule"),
-            (json!({"schedule": "nope", "api": "http://x"}), "schedule"),
-            (json!({"schedule": "* * * * * *", "api": "ftp://x"}), "api"),
-            (
-                json!({"schedule": "* * * * * *", "api": "http://x", "type": "SOMETIMES"}),
-                "type",
-            ),
-            (
-                json!({"schedule": "* * * * * *", "api": "http://x", "misfirePolicy": "some"}),
-                "misfirePolicy",
-            ),
-            (
-                json!({"schedule": "* * * * * *", "api": "http://x", "retry": {"maxAttempts": 0}}),
-                "retry.maxAttempts",
-            ),
-            (
-                json!({"schedule": "* * * * * *", "api": "http://x", "retry": {"tries": 2}}),
-                "retry.tries",
-            ),
-            (
-                json!({"schedule": "* * * * * *", "api": "http://x", "extra": 1}),
-                "extra",
-            ),
-        ];
-        for (body, field) in cases {
-            let err = parse(body.clone()).unwrap_err();
-            assert_eq!(field_of(err).as_deref(), Some(field), "{body}");
-        }
+/// The `limit` parameter: 1 to `max`, `default` when absent.
+pub(super) fn limit_param(
+    params: &HashMap<String, String>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
+    match params.get("limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                "invalid_limit",
+                "limit",
+                format!("limit must be a whole number from 1 to {max}"),
+            )),
+        },
     }
 }

@@ -5,7 +5,52 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::job::{Delivery, RetryOverride};
+use super::job::{ConcurrencyPolicy, Delivery, HttpMethod, RetryOverride};
+
+/// How a job calls its target, as it stood when a fire was claimed. Shared by the fires of
+/// one job read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Where the call goes.
+    pub api: String,
+    /// The method.
+    pub method: HttpMethod,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body; none sends cronhook's JSON description of the fire.
+    pub body: Option<String>,
+    /// The job's own timeout in milliseconds; none uses the global one.
+    pub timeout_ms: Option<u64>,
+    /// How often the fire may reach the target.
+    pub delivery: Delivery,
+    /// The job's own retry settings.
+    pub retry: RetryOverride,
+    /// Whether calls of the job may overlap.
+    pub concurrency: ConcurrencyPolicy,
+    /// The job's own signing secret.
+    pub signing_secret: Option<String>,
+    /// The job's version when the fire was claimed: a fire of an older version than the
+    /// job's current one was withdrawn by a change and is not called.
+    pub version: i64,
+}
+
+impl Call {
+    /// A plain POST to `api` with every option at its default, at version 1.
+    pub fn post(api: &str, delivery: Delivery) -> Call {
+        Call {
+            api: api.to_owned(),
+            method: HttpMethod::Post,
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+            delivery,
+            retry: RetryOverride::default(),
+            concurrency: ConcurrencyPolicy::Allow,
+            signing_secret: None,
+            version: 1,
+        }
+    }
+}
 
 /// One attempt at one fire, claimed by this node and waiting for its instant.
 ///
@@ -22,12 +67,8 @@ pub struct Fire {
     pub due_at: DateTime<Utc>,
     /// 1 for the first call, then 2, 3... for retries.
     pub attempt: u32,
-    /// Where the call goes.
-    pub api: Arc<str>,
-    /// How often the fire may reach the target.
-    pub delivery: Delivery,
-    /// The job's own retry settings.
-    pub retry: RetryOverride,
+    /// How to call.
+    pub call: Arc<Call>,
 }
 
 impl Fire {

@@ -141,21 +141,192 @@ impl fmt::Display for TargetUrl {
     }
 }
 
+/// The HTTP method a job calls its target with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    /// `GET` (sent without a body).
+    Get,
+    /// `POST`, the default.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+}
+
+impl HttpMethod {
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+impl FromStr for HttpMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "GET" => Ok(HttpMethod::Get),
+            "POST" => Ok(HttpMethod::Post),
+            "PUT" => Ok(HttpMethod::Put),
+            "PATCH" => Ok(HttpMethod::Patch),
+            "DELETE" => Ok(HttpMethod::Delete),
+            other => Err(format!(
+                "unknown method {other:?}: expected GET, POST, PUT, PATCH or DELETE"
+            )),
+        }
+    }
+}
+
+/// Whether calls of one job may overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConcurrencyPolicy {
+    /// A fire is called even while the previous call of the job runs (the default).
+    Allow,
+    /// A fire due while the previous call of the job runs is skipped and recorded as skipped.
+    Forbid,
+}
+
+impl ConcurrencyPolicy {
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConcurrencyPolicy::Allow => "allow",
+            ConcurrencyPolicy::Forbid => "forbid",
+        }
+    }
+}
+
+impl FromStr for ConcurrencyPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(ConcurrencyPolicy::Allow),
+            "forbid" => Ok(ConcurrencyPolicy::Forbid),
+            other => Err(format!(
+                "unknown concurrencyPolicy {other:?}: expected allow or forbid"
+            )),
+        }
+    }
+}
+
+/// Headers a job may not set: cronhook or the HTTP connection owns them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "idempotency-key",
+];
+
+/// Most headers a job may set.
+pub const MAX_HEADERS: usize = 50;
+/// Longest header value.
+pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest request body a job may send.
+pub const MAX_JOB_BODY: usize = 32 * 1024;
+/// Longest job name.
+pub const MAX_NAME: usize = 200;
+/// Bounds of a job's call timeout.
+pub const TIMEOUT_MS_RANGE: (u64, u64) = (1, 600_000);
+
+/// Validates one header a job sends: a token name, not reserved, and a visible-ASCII value.
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!(
+            "header name {name:?} is not a valid HTTP header name"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-cronhook-") {
+        return Err(format!(
+            "header {name:?} is set by cronhook or the connection and cannot be overridden"
+        ));
+    }
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(format!(
+            "header {name:?} is longer than {MAX_HEADER_VALUE} bytes"
+        ));
+    }
+    if !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+        return Err(format!(
+            "header {name:?} has a value with characters other than visible ASCII"
+        ));
+    }
+    Ok(())
+}
+
+/// Everything a user sets on a job: the seed's three fields and the optional rest.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// A label for people; not unique.
+    pub name: Option<String>,
+    /// When it fires, in its time zone.
+    pub schedule: Schedule,
+    /// What it calls.
+    pub api: TargetUrl,
+    /// How it calls.
+    pub method: HttpMethod,
+    /// Extra request headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The request body; none sends cronhook's JSON description of the fire.
+    pub body: Option<String>,
+    /// This job's call timeout; none uses the global one.
+    pub timeout_ms: Option<u64>,
+    /// How often one fire may reach the target.
+    pub delivery: Delivery,
+    /// What happens to fires missed while no node ran (or while paused).
+    pub misfire: MisfirePolicy,
+    /// Per-job retry settings.
+    pub retry: RetryOverride,
+    /// Whether calls of the job may overlap.
+    pub concurrency: ConcurrencyPolicy,
+    /// False while paused.
+    pub enabled: bool,
+    /// This job's own secret for signing its calls; none uses the global one, if any.
+    pub signing_secret: Option<String>,
+}
+
+impl JobSpec {
+    /// A job with the seed's fields and every optional one at its default.
+    pub fn new(schedule: Schedule, api: TargetUrl, delivery: Delivery) -> JobSpec {
+        JobSpec {
+            name: None,
+            schedule,
+            api,
+            method: HttpMethod::Post,
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+            delivery,
+            misfire: MisfirePolicy::One,
+            retry: RetryOverride::default(),
+            concurrency: ConcurrencyPolicy::Allow,
+            enabled: true,
+            signing_secret: None,
+        }
+    }
+}
+
 /// A validated job, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// The job's identity (UUID v7: time-ordered, so indexes stay compact).
     pub id: Uuid,
-    /// When it fires.
-    pub schedule: Schedule,
-    /// What it calls.
-    pub api: TargetUrl,
-    /// How often one fire may reach the target.
-    pub delivery: Delivery,
-    /// What happens to fires missed while no node ran.
-    pub misfire: MisfirePolicy,
-    /// Per-job retry settings.
-    pub retry: RetryOverride,
+    /// What the user set.
+    pub spec: JobSpec,
 }
 
 #[cfg(test)]
@@ -186,5 +357,33 @@ mod tests {
             assert_eq!(m.as_str().parse::<MisfirePolicy>(), Ok(m));
         }
         assert!("atleast_once".parse::<Delivery>().is_err());
+        for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(m.parse::<HttpMethod>().map(HttpMethod::as_str), Ok(m));
+        }
+        assert!("get".parse::<HttpMethod>().is_err());
+        for c in [ConcurrencyPolicy::Allow, ConcurrencyPolicy::Forbid] {
+            assert_eq!(c.as_str().parse::<ConcurrencyPolicy>(), Ok(c));
+        }
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        assert!(check_header("X-Api-Key", "secret value").is_ok());
+        assert!(check_header("Authorization", "Bearer abc").is_ok());
+        for (name, value) in [
+            ("", "x"),
+            ("Bad Name", "x"),
+            ("Host", "example.com"),
+            ("content-length", "3"),
+            ("Idempotency-Key", "k"),
+            ("X-Cronhook-Attempt", "9"),
+            ("X-Ok", "line\nbreak"),
+        ] {
+            assert!(
+                check_header(name, value).is_err(),
+                "{name:?}: {value:?} accepted"
+            );
+        }
+        assert!(check_header("X-Long", &"a".repeat(MAX_HEADER_VALUE + 1)).is_err());
     }
 }

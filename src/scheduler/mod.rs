@@ -3,6 +3,7 @@
 //! The scheduler never calls a target itself.
 
 pub mod claimer;
+pub mod gate;
 pub mod lease;
 pub mod timer;
 

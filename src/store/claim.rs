@@ -1,13 +1,14 @@
 //! What both backends share in a claim: the rows read and the planning done on them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use uuid::Uuid;
 
+use super::rows::CallRow;
 use super::{ExecutionView, from_ms, to_ms};
 use crate::domain::fire::Fire;
-use crate::domain::job::{Delivery, MisfirePolicy, RetryOverride};
+use crate::domain::job::MisfirePolicy;
 use crate::domain::plan::{Window, plan};
 use crate::domain::schedule::Schedule;
 
@@ -35,36 +36,28 @@ impl ScheduleCache {
     }
 }
 
-/// The columns of a job a claim or a recovery needs.
+/// The columns of a job a claim needs.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct DueJob {
     pub id: Uuid,
     pub schedule: String,
     pub timezone: String,
-    pub api: String,
-    pub delivery: String,
     pub misfire_policy: String,
-    pub retry_max_attempts: Option<i32>,
-    pub retry_backoff_ms: Option<i64>,
-    pub retry_max_backoff_ms: Option<i64>,
     pub next_fire_at: i64,
+    #[sqlx(flatten)]
+    pub call: CallRow,
 }
 
-pub(crate) fn delivery_of(s: &str) -> Delivery {
-    s.parse().unwrap_or(Delivery::AtLeastOnce)
+/// The SELECT list of a [`DueJob`], from jobs aliased `j`.
+macro_rules! due_job_columns {
+    () => {
+        concat!(
+            "j.id, j.schedule, j.timezone, j.misfire_policy, j.next_fire_at, ",
+            $crate::store::rows::call_columns!()
+        )
+    };
 }
-
-pub(crate) fn retry_of(
-    max: Option<i32>,
-    backoff: Option<i64>,
-    max_backoff: Option<i64>,
-) -> RetryOverride {
-    RetryOverride {
-        max_attempts: max.map(|v| v.max(1) as u32),
-        backoff_ms: backoff.map(|v| v.max(0) as u64),
-        max_backoff_ms: max_backoff.map(|v| v.max(0) as u64),
-    }
-}
+pub(crate) use due_job_columns;
 
 /// The fires to record and the next fire times to store, planned from due jobs.
 pub(crate) struct Planned {
@@ -85,13 +78,7 @@ pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> 
         };
         let policy = job.misfire_policy.parse().unwrap_or(MisfirePolicy::One);
         let p = plan(&schedule, from_ms(job.next_fire_at), policy, w);
-        let api: Arc<str> = Arc::from(job.api.as_str());
-        let delivery = delivery_of(&job.delivery);
-        let retry = retry_of(
-            job.retry_max_attempts,
-            job.retry_backoff_ms,
-            job.retry_max_backoff_ms,
-        );
+        let call = job.call.into_call();
         for at in p.fires {
             fires.push(Fire {
                 execution_id: Uuid::now_v7(),
@@ -99,9 +86,7 @@ pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> 
                 scheduled_at: at,
                 due_at: at,
                 attempt: 1,
-                api: api.clone(),
-                delivery,
-                retry,
+                call: call.clone(),
             });
         }
         next.push((job.id, p.next.map(to_ms)));
@@ -117,11 +102,8 @@ pub(crate) struct OpenExecution {
     pub scheduled_at: i64,
     pub attempt: i32,
     pub due_at: i64,
-    pub api: String,
-    pub delivery: String,
-    pub retry_max_attempts: Option<i32>,
-    pub retry_backoff_ms: Option<i64>,
-    pub retry_max_backoff_ms: Option<i64>,
+    #[sqlx(flatten)]
+    pub call: CallRow,
 }
 
 impl From<OpenExecution> for Fire {
@@ -132,13 +114,7 @@ impl From<OpenExecution> for Fire {
             scheduled_at: from_ms(r.scheduled_at),
             due_at: from_ms(r.due_at),
             attempt: r.attempt.max(1) as u32,
-            api: Arc::from(r.api.as_str()),
-            delivery: delivery_of(&r.delivery),
-            retry: retry_of(
-                r.retry_max_attempts,
-                r.retry_backoff_ms,
-                r.retry_max_backoff_ms,
-            ),
+            call: r.call.into_call(),
         }
     }
 }
@@ -168,8 +144,10 @@ impl From<HistoryRow> for ExecutionView {
 /// The SELECT list of an [`OpenExecution`]: executions `e` joined with jobs `j`.
 macro_rules! open_execution_columns {
     () => {
-        "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, j.api, j.delivery, \
-         j.retry_max_attempts, j.retry_backoff_ms, j.retry_max_backoff_ms"
+        concat!(
+            "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, ",
+            $crate::store::rows::call_columns!()
+        )
     };
 }
 pub(crate) use open_execution_columns;

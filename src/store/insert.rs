@@ -3,9 +3,10 @@
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
+use super::rows::headers_json;
 use super::{JobRow, to_ms};
 
-/// Rows per INSERT statement: 11 parameters a row stays well under both databases' bounds
+/// Rows per INSERT statement: 20 parameters a row stays well under both databases' bounds
 /// on bound parameters (SQLite's 32,766, PostgreSQL's 65,535).
 pub(crate) const JOB_CHUNK: usize = 1000;
 
@@ -19,24 +20,37 @@ where
     i64: Encode<'static, DB> + Type<DB>,
     Option<i32>: Encode<'static, DB> + Type<DB>,
     Option<i64>: Encode<'static, DB> + Type<DB>,
+    Option<String>: Encode<'static, DB> + Type<DB>,
+    bool: Encode<'static, DB> + Type<DB>,
 {
     let mut q = QueryBuilder::new(
-        "INSERT INTO jobs (id, schedule, timezone, api, delivery, misfire_policy, retry_max_attempts, \
-         retry_backoff_ms, retry_max_backoff_ms, next_fire_at, created_at) ",
+        "INSERT INTO jobs (id, name, schedule, timezone, api, method, headers, body, timeout_ms, \
+         delivery, misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
+         concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at) ",
     );
     q.push_values(rows, |mut b, row| {
-        let job = &row.job;
-        b.push_bind(job.id)
+        let job = &row.job.spec;
+        let created = to_ms(row.created_at);
+        b.push_bind(row.job.id)
+            .push_bind(job.name.clone())
             .push_bind(job.schedule.expr().to_owned())
             .push_bind(job.schedule.tz_name().to_owned())
             .push_bind(job.api.as_str().to_owned())
+            .push_bind(job.method.as_str().to_owned())
+            .push_bind(headers_json(&job.headers))
+            .push_bind(job.body.clone())
+            .push_bind(job.timeout_ms.map(|v| v as i64))
             .push_bind(job.delivery.as_str().to_owned())
             .push_bind(job.misfire.as_str().to_owned())
             .push_bind(job.retry.max_attempts.map(|v| v as i32))
             .push_bind(job.retry.backoff_ms.map(|v| v as i64))
             .push_bind(job.retry.max_backoff_ms.map(|v| v as i64))
+            .push_bind(job.concurrency.as_str().to_owned())
+            .push_bind(job.enabled)
+            .push_bind(job.signing_secret.clone())
             .push_bind(row.first_fire.map(to_ms))
-            .push_bind(to_ms(row.created_at));
+            .push_bind(created)
+            .push_bind(created);
     });
     q
 }

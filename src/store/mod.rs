@@ -7,6 +7,7 @@ mod claim;
 pub mod group;
 mod insert;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -17,9 +18,10 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome};
-use crate::domain::job::NewJob;
+use crate::domain::job::{JobSpec, NewJob};
 
 pub use claim::ScheduleCache;
+pub use rows::{DELETED, ExecutionDetail, JobChange, JobRecord};
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -97,6 +99,108 @@ pub struct JobRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Enabled, with a next fire.
+    Active,
+    /// Disabled by the user.
+    Paused,
+    /// Enabled, but its schedule has no more instants.
+    Finished,
+}
+
+impl JobState {
+    /// The state of a job.
+    pub fn of(enabled: bool, next_fire_at: Option<DateTime<Utc>>) -> JobState {
+        match (enabled, next_fire_at) {
+            (false, _) => JobState::Paused,
+            (true, None) => JobState::Finished,
+            (true, Some(_)) => JobState::Active,
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Active => "active",
+            JobState::Paused => "paused",
+            JobState::Finished => "finished",
+        }
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(JobState::Active),
+            "paused" => Ok(JobState::Paused),
+            "finished" => Ok(JobState::Finished),
+            other => Err(format!(
+                "unknown state {other:?}: expected active, paused or finished"
+            )),
+        }
+    }
+}
+
+/// A page of jobs to list.
+#[derive(Debug, Clone, Copy)]
+pub struct JobQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs with a greater id.
+    pub after: Option<Uuid>,
+    /// Most jobs returned.
+    pub limit: u32,
+}
+
+/// How a change sets the job's next fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextFire {
+    /// Recomputed by the caller (the schedule changed).
+    At(Option<DateTime<Utc>>),
+    /// Kept, moved back to the earliest withdrawn instant so none is lost; misfire policy
+    /// applies to instants that passed meanwhile (a resume).
+    Keep,
+}
+
+/// What one pruning step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Executions deleted.
+    pub deleted: u64,
+    /// The last job looked at: the cursor of the next step; none when the end was reached.
+    pub last_job: Option<Uuid>,
+}
+
+/// What [`Store::start_exclusive`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusive {
+    /// Recorded started: make the call.
+    Started,
+    /// Another call of the job runs: recorded skipped.
+    Skipped,
+    /// The attempt is no longer this node's (or no longer exists).
+    NotOurs,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Applied: the job's new version and next fire.
+    Applied {
+        /// The version after the change.
+        version: i64,
+        /// The next fire after the change.
+        next_fire_at: Option<DateTime<Utc>>,
+    },
+    /// No such job.
+    NotFound,
+    /// The job changed since it was read.
+    Stale,
+}
+
 /// The bounds of one claim, read against the store's clock inside the claim.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimParams {
@@ -143,12 +247,63 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a job exists.
     async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;
 
-    /// The job's newest executions with a recorded outcome, newest first.
-    async fn recent_executions(
+    /// The job's executions with a recorded outcome, newest first, older than `before`
+    /// (the `(executed_at, id)` of the last one seen) when given.
+    async fn executions_page(
         &self,
         job: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<ExecutionView>, StoreError>;
+
+    /// One execution of a job, with every detail.
+    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;
+
+    /// One job.
+    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Jobs by id (creation order), after a cursor, in one state.
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Replaces a job's spec if it is still at `expected_version`, in one transaction:
+    /// bumps its version, withdraws its claimed attempts due after `now` (the change applies
+    /// to them) and sets its next fire.
+    async fn update_job(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        spec: &JobSpec,
+        next: NextFire,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StoreError>;
+
+    /// Deletes a job and its executions, leaving a marker other nodes see. False when
+    /// there was no such job.
+    async fn delete_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Records a manual call of a job at `now`, claimed by `node`; none when there is no
+    /// such job.
+    async fn trigger(
+        &self,
+        job: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Fire>, StoreError>;
+
+    /// Prunes the history of the next `jobs` jobs after the cursor `after`: finished
+    /// executions beyond each job's newest `keep`, and those older than `older_than`, at
+    /// most `batch` rows per job and rule.
+    async fn prune_history(
+        &self,
+        after: Option<Uuid>,
+        jobs: u32,
+        keep: u32,
+        older_than: Option<DateTime<Utc>>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError>;
+
+    /// Jobs changed or deleted at or after `since`.
+    async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError>;
 
     /// Records that `node` is alive at `now`.
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
@@ -174,6 +329,16 @@ pub trait Store: Send + Sync + 'static {
         node: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// Starts an attempt of a job whose calls may not overlap: records it started, durably,
+    /// unless another attempt of the job is running, in which case records it skipped.
+    async fn start_exclusive(
+        &self,
+        execution: Uuid,
+        job: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Exclusive, StoreError>;
 
     /// Writes attempts' outcomes, and the retries they schedule as claimed by `node`, in one
     /// transaction.

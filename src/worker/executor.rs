@@ -10,14 +10,17 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
-use super::WorkerStats;
+use super::target_policy::{self, PolicyResolver, TargetPolicy};
+use super::{WorkerStats, signing};
 use crate::backoff;
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
+use crate::domain::job::{ConcurrencyPolicy, HttpMethod};
 use crate::domain::job::{Delivery, RetryPolicy};
 use crate::scheduler::Held;
+use crate::scheduler::gate::Gate;
 use crate::scheduler::lease::Lease;
-use crate::store::DynStore;
+use crate::store::{DynStore, Exclusive};
 
 /// Most of an answer's body read (and discarded) so the connection can be reused.
 const MAX_BODY_READ: usize = 64 * 1024;
@@ -42,6 +45,12 @@ pub struct Executor {
     pub timer: UnboundedSender<Vec<Held>>,
     /// Active-call counter.
     pub stats: Arc<WorkerStats>,
+    /// Drops fires of jobs changed or deleted since they were claimed.
+    pub gate: Arc<Gate>,
+    /// Signs every call of a job without its own secret, when set.
+    pub signing_secret: Option<String>,
+    /// Which addresses calls may reach.
+    pub policy: Arc<TargetPolicy>,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -51,13 +60,20 @@ enum Answer {
     /// A status came back, with its `Retry-After` if any.
     Status(StatusCode, Option<Duration>),
     /// No answer: connection failure, timeout, broken response.
-    NoAnswer(String),
+    Unanswered(String),
+    /// Not sent: the target policy refuses the target's address. Not retried.
+    Denied(String),
 }
 
 impl Executor {
-    /// Builds the shared HTTP client.
-    pub fn client() -> reqwest::Client {
-        reqwest::Client::builder()
+    /// Builds the shared HTTP client; with a public-only policy its resolver refuses
+    /// non-public addresses.
+    pub fn client(policy: &Arc<TargetPolicy>) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder();
+        if policy.public_only {
+            builder = builder.dns_resolver(Arc::new(PolicyResolver(policy.clone())));
+        }
+        builder
             .user_agent(concat!("cronhook/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -78,6 +94,12 @@ impl Executor {
             self.lease.settle(epoch);
             return;
         }
+        if !self.gate.allows(&held.fire) {
+            tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
+                "not called: the job was changed or deleted after this fire was claimed");
+            self.lease.settle(epoch);
+            return;
+        }
         self.stats.active.fetch_add(1, Ordering::AcqRel);
         let sent = self.attempt(held).await;
         self.stats.active.fetch_sub(1, Ordering::AcqRel);
@@ -89,22 +111,41 @@ impl Executor {
     /// Makes the call; returns whether an outcome went to the writer.
     async fn attempt(&self, held: Held) -> bool {
         let fire = held.fire;
-        if fire.delivery == Delivery::AtMostOnce {
+        let exclusive = fire.call.concurrency == ConcurrencyPolicy::Forbid;
+        if exclusive || fire.call.delivery == Delivery::AtMostOnce {
             let (node, _) = self.lease.node();
-            match self
-                .store
-                .mark_started(fire.execution_id, &node, self.clock.now())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
+            let now = self.clock.now();
+            let started = if exclusive {
+                self.store
+                    .start_exclusive(fire.execution_id, fire.job_id, &node, now)
+                    .await
+            } else {
+                self.store
+                    .mark_started(fire.execution_id, &node, now)
+                    .await
+                    .map(|ok| {
+                        if ok {
+                            Exclusive::Started
+                        } else {
+                            Exclusive::NotOurs
+                        }
+                    })
+            };
+            match started {
+                Ok(Exclusive::Started) => {}
+                Ok(Exclusive::Skipped) => {
+                    tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id,
+                        "skipped: the job forbids overlapping calls and its previous call still runs");
+                    return false;
+                }
+                Ok(Exclusive::NotOurs) => {
                     tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id, "not started: the fire is no longer this node's");
                     return false;
                 }
                 Err(e) => {
                     // Nothing was sent; try again shortly rather than risk a second send.
                     tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
-                        "cannot mark the ATMOST_ONCE fire started; retrying in 1 s");
+                        "cannot mark the fire started; retrying in 1 s");
                     let mut fire = fire;
                     fire.due_at = self.clock.now() + chrono::Duration::seconds(1);
                     let _ = self.timer.send(vec![Held {
@@ -129,7 +170,9 @@ impl Executor {
                 Some(format!("target answered {s}")),
                 *ra,
             ),
-            Answer::NoAnswer(e) => (None, Verdict::Failed, Some(e.clone()), None),
+            Answer::Unanswered(e) | Answer::Denied(e) => {
+                (None, Verdict::Failed, Some(e.clone()), None)
+            }
         };
         let lag_ms = (executed_at - fire.scheduled_at).num_milliseconds();
         tracing::info!(
@@ -157,19 +200,48 @@ impl Executor {
     }
 
     async fn call(&self, fire: &Fire, executed_at: DateTime<Utc>) -> Answer {
+        let call = &*fire.call;
+        if let Err(d) = self.policy.check_literal(&call.api) {
+            return Answer::Denied(d.to_string());
+        }
         let scheduled = fire
             .scheduled_at
             .to_rfc3339_opts(SecondsFormat::Millis, true);
-        let body = format!(
-            r#"{{"jobId":"{}","executionId":"{}","scheduledAt":"{}","attempt":{},"sentAt":"{}"}}"#,
-            fire.job_id,
-            fire.execution_id,
-            scheduled,
-            fire.attempt,
-            executed_at.to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
-        let mut headers = HeaderMap::with_capacity(6);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = match (&call.body, call.method) {
+            (_, HttpMethod::Get) => None,
+            (Some(body), _) => Some(body.clone()),
+            (None, _) => Some(format!(
+                r#"{{"jobId":"{}","executionId":"{}","scheduledAt":"{}","attempt":{},"sentAt":"{}"}}"#,
+                fire.job_id,
+                fire.execution_id,
+                scheduled,
+                fire.attempt,
+                executed_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+            )),
+        };
+        let mut headers = HeaderMap::with_capacity(6 + call.headers.len());
+        if body.is_some() {
+            let json = call
+                .body
+                .as_deref()
+                .is_none_or(|b| serde_json::from_str::<serde::de::IgnoredAny>(b).is_ok());
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(if json {
+                    "application/json"
+                } else {
+                    "text/plain; charset=utf-8"
+                }),
+            );
+        }
+        for (name, value) in &call.headers {
+            if let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                headers.insert(n, v);
+            }
+        }
         let mut put = |name: &'static str, value: String| {
             if let Ok(v) = HeaderValue::try_from(value) {
                 headers.insert(name, v);
@@ -180,17 +252,45 @@ impl Executor {
         put("x-cronhook-execution-id", fire.execution_id.to_string());
         put("x-cronhook-scheduled-at", scheduled);
         put("x-cronhook-attempt", fire.attempt.to_string());
-        let sent = self
+        if let Some(secret) = call
+            .signing_secret
+            .as_ref()
+            .or(self.signing_secret.as_ref())
+        {
+            let signed = signing::signature(
+                secret,
+                executed_at.timestamp_millis(),
+                body.as_deref().unwrap_or("").as_bytes(),
+            );
+            if let Ok(v) = HeaderValue::try_from(signed) {
+                headers.insert(signing::HEADER, v);
+            }
+        }
+        let timeout = call.timeout_ms.map_or(self.timeout, Duration::from_millis);
+        let method = match call.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Patch => reqwest::Method::PATCH,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        };
+        let mut request = self
             .client
-            .post(&*fire.api)
+            .request(method, call.api.as_str())
             .headers(headers)
-            .body(body)
-            .timeout(self.timeout)
-            .send()
-            .await;
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let sent = request.send().await;
         let mut resp = match sent {
             Ok(r) => r,
-            Err(e) => return Answer::NoAnswer(describe(&e, self.timeout)),
+            Err(e) => {
+                return match target_policy::denial_in(&e) {
+                    Some(d) => Answer::Denied(d.to_string()),
+                    None => Answer::Unanswered(describe(&e, timeout)),
+                };
+            }
         };
         let status = resp.status();
         let retry_after = resp
@@ -209,9 +309,9 @@ impl Executor {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Answer::NoAnswer(format!(
+                    return Answer::Unanswered(format!(
                         "reading the answer failed: {}",
-                        describe(&e, self.timeout)
+                        describe(&e, timeout)
                     ));
                 }
             }
@@ -226,18 +326,19 @@ impl Executor {
         answer: &Answer,
         retry_after: Option<Duration>,
     ) -> Option<Fire> {
-        if fire.delivery != Delivery::AtLeastOnce {
+        if fire.call.delivery != Delivery::AtLeastOnce {
             return None;
         }
         let retryable = match answer {
-            Answer::NoAnswer(_) => true,
+            Answer::Unanswered(_) => true,
+            Answer::Denied(_) => false,
             Answer::Status(s, _) => {
                 s.is_server_error()
                     || *s == StatusCode::REQUEST_TIMEOUT
                     || *s == StatusCode::TOO_MANY_REQUESTS
             }
         };
-        let policy = self.retry.with(fire.retry);
+        let policy = self.retry.with(fire.call.retry);
         if !retryable || fire.attempt >= policy.max_attempts {
             return None;
         }

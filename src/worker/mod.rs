@@ -2,6 +2,8 @@
 
 pub mod executor;
 pub mod outcomes;
+pub mod signing;
+pub mod target_policy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

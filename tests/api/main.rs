@@ -7,6 +7,8 @@ mod common;
 mod bad_input;
 mod executions;
 mod health;
+mod manage;
+mod signing;
 
 /// Generates one test per backend from `async fn name(db: Db)`.
 #[macro_export]

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::any;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -234,6 +235,9 @@ pub struct Call {
     pub scheduled_at: String,
     pub at: Instant,
     pub body: serde_json::Value,
+    pub method: String,
+    pub raw_body: String,
+    pub headers: HeaderMap,
 }
 
 /// How the target answers.
@@ -283,7 +287,7 @@ impl Target {
             max_in_flight: Arc::default(),
         };
         let app = Router::new()
-            .route("/hook", post(hook))
+            .route("/hook", any(hook))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -338,6 +342,7 @@ impl Drop for Target {
 
 async fn hook(
     State(s): State<TargetState>,
+    method: Method,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
@@ -357,6 +362,9 @@ async fn hook(
         scheduled_at: h("x-cronhook-scheduled-at"),
         at: Instant::now(),
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        method: method.to_string(),
+        raw_body: String::from_utf8_lossy(&body).into_owned(),
+        headers: headers.clone(),
     };
     let b = s.behaviour.lock().unwrap().clone();
     let earlier = {

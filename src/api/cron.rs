@@ -1,0 +1,64 @@
+//! `/cron/next`: the next instants of an expression, as `cronhook cron` prints them.
+
+use axum::extract::{RawQuery, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::jobs::{query_params, rfc3339};
+use crate::domain::schedule::Schedule;
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/cron/next", get(next))
+}
+
+/// Default and largest number of instants.
+const N_DEFAULT: usize = 5;
+const N_MAX: usize = 100;
+
+async fn next(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let params = query_params(query.as_deref(), &["expr", "tz", "n"])?;
+    let expr = params
+        .get("expr")
+        .ok_or_else(|| ApiError::field("missing_field", "expr", "expr is required"))?;
+    let tz = params.get("tz").map_or("UTC", String::as_str);
+    if tz.parse::<chrono_tz::Tz>().is_err() {
+        return Err(ApiError::field(
+            "invalid_timezone",
+            "tz",
+            format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"),
+        ));
+    }
+    let n = match params.get("n") {
+        None => N_DEFAULT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=N_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "invalid_n",
+                    "n",
+                    format!("n must be a whole number from 1 to {N_MAX}"),
+                ));
+            }
+        },
+    };
+    let schedule = Schedule::parse_in(expr, tz)
+        .map_err(|e| ApiError::field("invalid_schedule", "expr", e.to_string()))?;
+    let next: Vec<String> = schedule
+        .upcoming(state.clock.now(), n)
+        .into_iter()
+        .map(rfc3339)
+        .collect();
+    Ok(Json(json!({
+        "expr": schedule.expr(),
+        "timezone": schedule.tz_name(),
+        "next": next,
+    })))
+}

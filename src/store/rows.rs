@@ -1,0 +1,438 @@
+//! Rows both backends read and the SQL they share. Statements here use `$n` parameters,
+//! which PostgreSQL and SQLite both accept, and only syntax both understand.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::from_ms;
+use crate::domain::fire::Call;
+use crate::domain::job::{
+    ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, RetryOverride, TargetUrl,
+};
+use crate::domain::schedule::Schedule;
+
+/// The job columns a call needs, read with the job aliased `j`.
+macro_rules! call_columns {
+    () => {
+        "j.api, j.method, j.headers, j.body, j.timeout_ms, j.delivery, j.retry_max_attempts, \
+         j.retry_backoff_ms, j.retry_max_backoff_ms, j.concurrency_policy, j.signing_secret, \
+         j.version"
+    };
+}
+pub(crate) use call_columns;
+
+/// The call columns of a job, as [`call_columns!`] selects them.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct CallRow {
+    pub api: String,
+    pub method: String,
+    pub headers: Option<String>,
+    pub body: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub delivery: String,
+    pub retry_max_attempts: Option<i32>,
+    pub retry_backoff_ms: Option<i64>,
+    pub retry_max_backoff_ms: Option<i64>,
+    pub concurrency_policy: String,
+    pub signing_secret: Option<String>,
+    pub version: i64,
+}
+
+impl CallRow {
+    /// The call, shared by the fires of the job read together.
+    pub fn into_call(self) -> Arc<Call> {
+        Arc::new(Call {
+            method: self.method.parse().unwrap_or(HttpMethod::Post),
+            headers: headers_of(self.headers.as_deref()),
+            body: self.body,
+            timeout_ms: self.timeout_ms.map(|v| v.max(1) as u64),
+            delivery: self.delivery.parse().unwrap_or(Delivery::AtLeastOnce),
+            retry: retry_of(
+                self.retry_max_attempts,
+                self.retry_backoff_ms,
+                self.retry_max_backoff_ms,
+            ),
+            concurrency: self
+                .concurrency_policy
+                .parse()
+                .unwrap_or(ConcurrencyPolicy::Allow),
+            signing_secret: self.signing_secret,
+            version: self.version,
+            api: self.api,
+        })
+    }
+}
+
+pub(crate) fn retry_of(
+    max: Option<i32>,
+    backoff: Option<i64>,
+    max_backoff: Option<i64>,
+) -> RetryOverride {
+    RetryOverride {
+        max_attempts: max.map(|v| v.max(1) as u32),
+        backoff_ms: backoff.map(|v| v.max(0) as u64),
+        max_backoff_ms: max_backoff.map(|v| v.max(0) as u64),
+    }
+}
+
+/// Headers are stored as a JSON array of `[name, value]` pairs, keeping their order.
+pub(crate) fn headers_json(headers: &[(String, String)]) -> Option<String> {
+    if headers.is_empty() {
+        None
+    } else {
+        serde_json::to_string(headers).ok()
+    }
+}
+
+fn headers_of(stored: Option<&str>) -> Vec<(String, String)> {
+    stored
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// Every column of a job.
+macro_rules! job_columns {
+    () => {
+        "id, name, schedule, timezone, api, method, headers, body, timeout_ms, delivery, \
+         misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
+         concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at, version"
+    };
+}
+
+/// A whole job row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub schedule: String,
+    pub timezone: String,
+    pub api: String,
+    pub method: String,
+    pub headers: Option<String>,
+    pub body: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub delivery: String,
+    pub misfire_policy: String,
+    pub retry_max_attempts: Option<i32>,
+    pub retry_backoff_ms: Option<i64>,
+    pub retry_max_backoff_ms: Option<i64>,
+    pub concurrency_policy: String,
+    pub enabled: bool,
+    pub signing_secret: Option<String>,
+    pub next_fire_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+/// A stored job as the API shows it.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: Uuid,
+    /// What the user set.
+    pub spec: JobSpec,
+    /// Its next scheduled instant; none when the schedule has no more.
+    pub next_fire_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change.
+    pub version: i64,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = super::StoreError;
+    fn try_from(r: JobRow) -> Result<Self, Self::Error> {
+        let broken = |what: &str, e: String| {
+            super::StoreError::Other(format!(
+                "job {} has a stored {what} that does not parse: {e}",
+                r.id
+            ))
+        };
+        let schedule = Schedule::parse_in(&r.schedule, &r.timezone)
+            .map_err(|e| broken("schedule", e.to_string()))?;
+        let api = TargetUrl::parse(&r.api).map_err(|e| broken("api", e))?;
+        let spec = JobSpec {
+            name: r.name.clone(),
+            schedule,
+            api,
+            method: r.method.parse().map_err(|e| broken("method", e))?,
+            headers: headers_of(r.headers.as_deref()),
+            body: r.body.clone(),
+            timeout_ms: r.timeout_ms.map(|v| v.max(1) as u64),
+            delivery: r.delivery.parse().map_err(|e| broken("type", e))?,
+            misfire: r.misfire_policy.parse().unwrap_or(MisfirePolicy::One),
+            retry: retry_of(
+                r.retry_max_attempts,
+                r.retry_backoff_ms,
+                r.retry_max_backoff_ms,
+            ),
+            concurrency: r
+                .concurrency_policy
+                .parse()
+                .unwrap_or(ConcurrencyPolicy::Allow),
+            enabled: r.enabled,
+            signing_secret: r.signing_secret.clone(),
+        };
+        Ok(JobRecord {
+            id: r.id,
+            spec,
+            next_fire_at: r.next_fire_at.map(from_ms),
+            created_at: from_ms(r.created_at),
+            updated_at: from_ms(r.updated_at),
+            version: r.version,
+        })
+    }
+}
+
+/// A change to a job: its spec from `$2` to `$16` (bound by [`bind_spec`]), then the next
+/// fire `$17` and the instant `$18`, for the job `$1` at version `$19`, and its signing
+/// secret `$20`.
+pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $2, schedule = $3, timezone = $4, \
+     api = $5, method = $6, headers = $7, body = $8, timeout_ms = $9, delivery = $10, \
+     misfire_policy = $11, retry_max_attempts = $12, retry_backoff_ms = $13, \
+     retry_max_backoff_ms = $14, concurrency_policy = $15, enabled = $16, next_fire_at = $17, \
+     updated_at = $18, version = version + 1, signing_secret = $20 \
+     WHERE id = $1 AND version = $19";
+
+/// Binds a spec's columns in [`UPDATE_JOB`] order, after the id.
+macro_rules! bind_spec {
+    ($q:expr, $spec:expr) => {{
+        let spec: &$crate::domain::job::JobSpec = $spec;
+        $q.bind(spec.name.clone())
+            .bind(spec.schedule.expr().to_owned())
+            .bind(spec.schedule.tz_name().to_owned())
+            .bind(spec.api.as_str().to_owned())
+            .bind(spec.method.as_str())
+            .bind($crate::store::rows::headers_json(&spec.headers))
+            .bind(spec.body.clone())
+            .bind(spec.timeout_ms.map(|v| v as i64))
+            .bind(spec.delivery.as_str())
+            .bind(spec.misfire.as_str())
+            .bind(spec.retry.max_attempts.map(|v| v as i32))
+            .bind(spec.retry.backoff_ms.map(|v| v as i64))
+            .bind(spec.retry.max_backoff_ms.map(|v| v as i64))
+            .bind(spec.concurrency.as_str())
+            .bind(spec.enabled)
+    }};
+}
+pub(crate) use bind_spec;
+
+/// One execution with every detail.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ExecutionRow {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub scheduled_at: i64,
+    pub due_at: i64,
+    pub attempt: i32,
+    pub state: String,
+    pub node_id: Option<String>,
+    pub executed_at: Option<i64>,
+    pub status_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub success: Option<bool>,
+    pub error: Option<String>,
+    pub trigger: String,
+}
+
+/// One execution of one job, every column.
+pub(crate) const EXECUTION_BY_ID: &str = "SELECT id, job_id, scheduled_at, due_at, attempt, state, \
+     node_id, executed_at, status_code, duration_ms, success, error, trigger FROM executions \
+     WHERE id = $1 AND job_id = $2";
+
+/// A page of a job's recorded executions, newest first, before the cursor (`$2`, `$3`).
+pub(crate) const HISTORY_PAGE: &str = "SELECT id, executed_at, status_code, duration_ms, success \
+     FROM executions WHERE job_id = $1 AND executed_at IS NOT NULL \
+     AND state IN ('succeeded', 'failed', 'unknown', 'skipped') \
+     AND (executed_at < $2 OR (executed_at = $2 AND id < $3)) \
+     ORDER BY executed_at DESC, id DESC LIMIT $4";
+
+/// A job by id.
+pub(crate) const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+
+/// Withdraws a job's claimed attempts due after `$2`: a change applies to them.
+pub(crate) const WITHDRAW_CLAIMED: &str = "DELETE FROM executions WHERE job_id = $1 \
+     AND state = 'claimed' AND due_at > $2 RETURNING scheduled_at, attempt, trigger";
+
+/// Deletes a job (its executions go with it).
+pub(crate) const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
+
+/// Marks a job deleted at `$2` for other nodes, and forgets markers older than `$3`.
+pub(crate) const MARK_DELETED: &str = "INSERT INTO deleted_jobs (id, deleted_at) VALUES ($1, $2) \
+     ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at";
+pub(crate) const FORGET_DELETED: &str = "DELETE FROM deleted_jobs WHERE deleted_at < $1";
+
+/// The call columns of one job.
+pub(crate) const CALL_OF_JOB: &str =
+    concat!("SELECT ", call_columns!(), " FROM jobs j WHERE j.id = $1");
+
+/// A manual attempt, claimed by node `$4`, at instant `$3`.
+pub(crate) const INSERT_MANUAL: &str = "INSERT INTO executions \
+     (id, job_id, scheduled_at, attempt, due_at, state, node_id, trigger) \
+     VALUES ($1, $2, $3, 1, $3, 'claimed', $4, 'manual') \
+     ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING";
+
+/// One execution with every detail, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionDetail {
+    /// The execution id.
+    pub id: Uuid,
+    /// Its job.
+    pub job_id: Uuid,
+    /// The instant the schedule named (the trigger instant for a manual call).
+    pub scheduled_at: DateTime<Utc>,
+    /// When this attempt was due to start.
+    pub due_at: DateTime<Utc>,
+    /// 1 for the first call, then 2, 3... for retries.
+    pub attempt: u32,
+    /// `claimed`, `started`, `succeeded`, `failed`, `unknown` or `skipped`.
+    pub state: String,
+    /// The node holding it, while it is claimed or running.
+    pub node: Option<String>,
+    /// When the request left.
+    pub executed_at: Option<DateTime<Utc>>,
+    /// The answer's status.
+    pub status_code: Option<u16>,
+    /// How long the call took.
+    pub duration_ms: Option<u64>,
+    /// Whether it succeeded; none until it ends.
+    pub success: Option<bool>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+}
+
+impl From<ExecutionRow> for ExecutionDetail {
+    fn from(r: ExecutionRow) -> Self {
+        ExecutionDetail {
+            id: r.id,
+            job_id: r.job_id,
+            scheduled_at: from_ms(r.scheduled_at),
+            due_at: from_ms(r.due_at),
+            attempt: r.attempt.max(1) as u32,
+            state: r.state,
+            node: r.node_id,
+            executed_at: r.executed_at.map(from_ms),
+            status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),
+            duration_ms: r.duration_ms.map(|d| d.max(0) as u64),
+            success: r.success,
+            error: r.error,
+            trigger: r.trigger,
+        }
+    }
+}
+
+/// A change to a job other nodes must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobChange {
+    /// The job.
+    pub id: Uuid,
+    /// Its version after the change; [`DELETED`] for a deleted job.
+    pub version: i64,
+    /// When the change committed.
+    pub at: i64,
+}
+
+/// The version of a deleted job in a [`JobChange`]: above every real one.
+pub const DELETED: i64 = i64::MAX;
+
+/// A withdrawn attempt.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Withdrawn {
+    pub scheduled_at: i64,
+    pub attempt: i32,
+    pub trigger: String,
+}
+
+/// The next fire a change keeps: the earliest scheduled first attempt it withdrew, if earlier
+/// than the stored one, so no instant of the schedule is lost.
+pub(crate) fn kept_next(stored: Option<i64>, withdrawn: &[Withdrawn]) -> Option<i64> {
+    let earliest = withdrawn
+        .iter()
+        .filter(|w| w.attempt == 1 && w.trigger == "schedule")
+        .map(|w| w.scheduled_at)
+        .min();
+    match (stored, earliest) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Jobs changed (after creation) or deleted since `$1`.
+pub(crate) const CHANGES_SINCE: &str = "SELECT id, version, updated_at AS at FROM jobs \
+     WHERE version > 1 AND updated_at >= $1 \
+     UNION ALL SELECT id, 9223372036854775807 AS version, deleted_at AS at FROM deleted_jobs \
+     WHERE deleted_at >= $1";
+
+/// How long deleted-job markers are kept for other nodes to see.
+pub(crate) const DELETED_KEPT_MS: i64 = 3_600_000;
+
+/// A page of jobs: by id, after the cursor, in the state asked for.
+pub(crate) fn list_jobs_query<DB>(query: &super::JobQuery) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Arguments: Default,
+    Uuid: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+{
+    use super::JobState;
+    let mut q =
+        sqlx::QueryBuilder::new(concat!("SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"));
+    if let Some(after) = query.after {
+        q.push(" AND id > ").push_bind(after);
+    }
+    q.push(match query.state {
+        None => "",
+        Some(JobState::Active) => " AND enabled AND next_fire_at IS NOT NULL",
+        Some(JobState::Paused) => " AND NOT enabled",
+        Some(JobState::Finished) => " AND enabled AND next_fire_at IS NULL",
+    });
+    q.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::from(query.limit));
+    q
+}
+
+/// Started `ATLEAST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) go
+/// back to claimed, to be called again: only `ATMOST_ONCE` attempts end as unknown. (An
+/// `ATLEAST_ONCE` attempt is recorded started only when its job forbids overlapping calls.)
+pub(crate) const RECLAIM_STARTED_AT_LEAST_ONCE: &str = "UPDATE executions SET state = 'claimed', \
+     executed_at = NULL WHERE state = 'started' AND (node_id IS NULL OR (node_id <> $1 AND \
+     node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))) \
+     AND job_id IN (SELECT id FROM jobs WHERE delivery = 'ATLEAST_ONCE')";
+
+/// Whether another attempt of job `$1` than `$2` is running.
+pub(crate) const OTHER_RUNNING: &str =
+    "SELECT COUNT(*) FROM executions WHERE job_id = $1 AND state = 'started' AND id <> $2";
+
+/// Marks attempt `$1`, claimed by `$2`, started at `$3`.
+pub(crate) const START_CLAIMED: &str = "UPDATE executions SET state = 'started', executed_at = $3 \
+     WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
+
+/// Records attempt `$1`, claimed by `$2`, skipped at `$3` for the reason `$4`.
+pub(crate) const SKIP_CLAIMED: &str = "UPDATE executions SET state = 'skipped', executed_at = $3, \
+     duration_ms = 0, success = FALSE, error = $4, node_id = NULL \
+     WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
+
+/// The error recorded for a skipped attempt.
+pub(crate) const SKIPPED: &str =
+    "skipped: the job forbids overlapping calls and its previous call was still running";
+
+/// The next `$2` job ids after `$1`.
+pub(crate) const JOB_IDS_AFTER: &str = "SELECT id FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// Deletes at most `$2` finished executions of job `$1` beyond its newest `$3`.
+pub(crate) const PRUNE_BEYOND: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+     WHERE job_id = $1 AND executed_at IS NOT NULL \
+     AND state IN ('succeeded', 'failed', 'unknown', 'skipped') \
+     ORDER BY executed_at DESC, id DESC LIMIT $2 OFFSET $3)";
+
+/// Deletes at most `$3` finished executions of job `$1` older than `$2`.
+pub(crate) const PRUNE_OLDER: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+     WHERE job_id = $1 AND executed_at < $2 \
+     AND state IN ('succeeded', 'failed', 'unknown', 'skipped') LIMIT $3)";

@@ -1,0 +1,238 @@
+//! The target policy: optionally, calls may not reach loopback, private, link-local and other
+//! non-public addresses, except those on an allow-list.
+//!
+//! The check runs on the addresses a host name resolves to, at call time, inside the HTTP
+//! client's resolver: the connection goes to an address that was checked, so a name that
+//! resolves differently between a check and the call cannot slip past it. URLs with an IP
+//! literal skip resolution and are checked before the call.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+/// What calls may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// Whether non-public addresses are refused.
+    pub public_only: bool,
+    /// Networks allowed even so, as (address, prefix length).
+    pub allow_nets: Vec<(IpAddr, u8)>,
+    /// Host names allowed even so (lower case).
+    pub allow_hosts: Vec<String>,
+}
+
+/// A call refused by the policy.
+#[derive(Debug, thiserror::Error)]
+#[error("the target policy refuses {host} ({addr}): not a public address")]
+pub struct Denied {
+    /// The host of the URL.
+    pub host: String,
+    /// The refused address.
+    pub addr: IpAddr,
+}
+
+impl TargetPolicy {
+    /// A policy with the allow-list `list` (`TARGET_ALLOW`: comma-separated CIDRs, addresses
+    /// and host names).
+    pub fn new(public_only: bool, list: &str) -> Result<TargetPolicy, String> {
+        let mut nets = Vec::new();
+        let mut hosts = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if let Some((ip, len)) = item.split_once('/') {
+                let ip: IpAddr = ip.parse().map_err(|_| format!("{item:?} is not a CIDR"))?;
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                let len: u8 = len
+                    .parse()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| format!("{item:?} has a bad prefix length"))?;
+                nets.push((ip, len));
+            } else if let Ok(ip) = item.parse::<IpAddr>() {
+                nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+            } else if item
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                hosts.push(item.to_ascii_lowercase());
+            } else {
+                return Err(format!("{item:?} is not a CIDR, an address or a host name"));
+            }
+        }
+        Ok(TargetPolicy {
+            public_only,
+            allow_nets: nets,
+            allow_hosts: hosts,
+        })
+    }
+
+    /// Whether a call to `host` may connect to `addr`.
+    pub fn permits(&self, host: &str, addr: IpAddr) -> bool {
+        if !self.public_only || is_public(addr) {
+            return true;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allow_hosts.contains(&host)
+            || self
+                .allow_nets
+                .iter()
+                .any(|(net, len)| in_net(addr, *net, *len))
+    }
+
+    /// Checks a URL whose host is an IP literal (such URLs are not resolved).
+    pub fn check_literal(&self, url: &str) -> Result<(), Denied> {
+        let Some(host) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        else {
+            return Ok(());
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(addr) if !self.permits(&host, addr) => Err(Denied { host, addr }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether an address is reachable on the public internet.
+pub fn is_public(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    !(a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || a.is_multicast()
+        || a.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        || o[0] >= 240)
+}
+
+fn is_public_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    !(a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] == 0x2001 && s[1] == 0x0db8))
+}
+
+fn in_net(addr: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The HTTP client's resolver: resolves, then keeps only the addresses the policy permits.
+pub struct PolicyResolver(pub Arc<TargetPolicy>);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| policy.permits(&host, a.ip()))
+                .collect();
+            match (permitted.is_empty(), found.first()) {
+                (true, Some(first)) => Err(Box::new(Denied {
+                    host,
+                    addr: first.ip(),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// The policy refusal somewhere in an error's chain of causes.
+pub fn denial_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Denied> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(d) = err.downcast_ref::<Denied>() {
+            return Some(d);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(allow: &str) -> TargetPolicy {
+        TargetPolicy::new(true, allow).unwrap()
+    }
+
+    #[test]
+    fn non_public_addresses_are_refused() {
+        let p = on("");
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!p.permits("h", a.parse().unwrap()), "{a} permitted");
+        }
+        for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(p.permits("h", a.parse().unwrap()), "{a} refused");
+        }
+        assert!(TargetPolicy::default().permits("h", "127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_allow_list_makes_exceptions() {
+        let p = on("10.0.0.0/8, 127.0.0.1, internal.example.com");
+        assert!(p.permits("x", "10.9.9.9".parse().unwrap()));
+        assert!(p.permits("x", "127.0.0.1".parse().unwrap()));
+        assert!(!p.permits("x", "127.0.0.2".parse().unwrap()));
+        assert!(p.permits("Internal.Example.com.", "192.168.0.5".parse().unwrap()));
+        assert!(!p.permits("other.example.com", "192.168.0.5".parse().unwrap()));
+        assert!(TargetPolicy::new(true, "10.0.0.0/33").is_err());
+        assert!(TargetPolicy::new(true, "not a host!").is_err());
+    }
+
+    #[test]
+    fn literal_urls_are_checked() {
+        let p = on("");
+        assert!(p.check_literal("http://127.0.0.1:8080/x").is_err());
+        assert!(p.check_literal("http://[::1]:8080/x").is_err());
+        assert!(p.check_literal("https://8.8.8.8/x").is_ok());
+        assert!(p.check_literal("https://example.com/x").is_ok());
+    }
+}

@@ -1,0 +1,733 @@
+//! The job-management endpoints: list, read, change, pause, resume, trigger, delete, the
+//! executions pages and details, the cron preview and the bearer token.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::{
+    Behaviour, Db, Server, Target, TestDb, client, create_job, eventually, fast_env,
+};
+
+both_backends!(
+    every_field_round_trips_and_lists_page_by_page,
+    pause_stops_fires_and_resume_follows_the_misfire_policy,
+    patch_moves_next_run_at_at_once_and_changes_the_call,
+    nothing_fires_after_delete_returns,
+    trigger_calls_once_and_is_recorded_as_manual,
+    executions_page_back_with_a_cursor,
+    cron_next_previews_like_the_cli,
+    api_token_guards_every_endpoint_but_health,
+    forbid_skips_a_fire_while_the_previous_call_runs,
+    the_target_policy_blocks_loopback_unless_allowed,
+    history_is_pruned_to_the_newest_k,
+);
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = client().request(method, server.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    (status, v, headers)
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let (s, v, _) = send(server, reqwest::Method::GET, path, None).await;
+    (s, v)
+}
+
+async fn post(server: &Server, path: &str) -> (u16, Value) {
+    let (s, v, _) = send(server, reqwest::Method::POST, path, None).await;
+    (s, v)
+}
+
+fn instant(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn assert_error(status: u16, v: &Value, want: u16, field: Option<&str>) {
+    assert_eq!(status, want, "{v}");
+    assert!(v["error"]["code"].is_string(), "error model: {v}");
+    assert!(v["error"]["message"].is_string(), "error model: {v}");
+    if let Some(f) = field {
+        assert_eq!(v["error"]["field"], f, "{v}");
+    }
+}
+
+async fn every_field_round_trips_and_lists_page_by_page(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let full = json!({
+        "name": "nightly report",
+        "schedule": "0 30 2 * * *",
+        "timezone": "America/New_York",
+        "api": "http://127.0.0.1:9/hook",
+        "type": "ATMOST_ONCE",
+        "method": "PUT",
+        "headers": {"X-Api-Key": "k1", "Authorization": "Bearer t"},
+        "body": "{\"report\":\"nightly\"}",
+        "timeoutMs": 2500,
+        "retry": {"maxAttempts": 4, "backoffMs": 100, "maxBackoffMs": 1000},
+        "misfirePolicy": "all",
+        "concurrencyPolicy": "forbid",
+        "enabled": true
+    });
+    let id = create_job(&server, full.clone()).await;
+    let (status, job) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(status, 200, "{job}");
+    for (k, v) in full.as_object().unwrap() {
+        assert_eq!(&job[k], v, "field {k}");
+    }
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["state"], "active");
+    assert_eq!(job["version"], 1);
+    assert_eq!(job["lastExecution"], Value::Null);
+    // 02:30 in New York is 06:30 or 07:30 UTC.
+    let next = instant(&job["nextRunAt"]);
+    assert!(next > Utc::now());
+    assert!(
+        next.format("%M:%S").to_string() == "30:00"
+            && ["06", "07"].contains(&next.format("%H").to_string().as_str()),
+        "{next}"
+    );
+    instant(&job["createdAt"]);
+
+    let seed = create_job(
+        &server,
+        json!({"schedule": "0 0 * * * *", "api": "http://127.0.0.1:9/a"}),
+    )
+    .await;
+    let (_, seed_job) = get(&server, &format!("/jobs/{seed}")).await;
+    assert_eq!(seed_job["timezone"], "UTC");
+    assert_eq!(seed_job["method"], "POST");
+    assert_eq!(seed_job["type"], "ATLEAST_ONCE");
+    assert_eq!(seed_job["concurrencyPolicy"], "allow");
+    assert_eq!(seed_job["headers"], json!({}));
+    let paused = create_job(
+        &server,
+        json!({"schedule": "0 0 * * * *", "api": "http://127.0.0.1:9/b", "enabled": false}),
+    )
+    .await;
+
+    // Three jobs, two per page, in creation order.
+    let (status, page1) = get(&server, "/jobs?limit=2").await;
+    assert_eq!(status, 200, "{page1}");
+    let ids = |p: &Value| -> Vec<String> {
+        p["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&page1), vec![id.clone(), seed.clone()]);
+    let cursor = page1["nextCursor"].as_str().unwrap().to_owned();
+    let (_, page2) = get(&server, &format!("/jobs?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&page2), vec![paused.clone()]);
+    assert_eq!(page2["nextCursor"], Value::Null);
+    let (_, only_paused) = get(&server, "/jobs?state=paused").await;
+    assert_eq!(ids(&only_paused), vec![paused.clone()]);
+    assert_eq!(only_paused["jobs"][0]["state"], "paused");
+    let (_, active) = get(&server, "/jobs?state=active").await;
+    assert_eq!(ids(&active), vec![id.clone(), seed.clone()]);
+
+    for (path, field) in [
+        ("/jobs?limit=0", "limit"),
+        ("/jobs?limit=501", "limit"),
+        ("/jobs?state=sleeping", "state"),
+        ("/jobs?cursor=nope", "cursor"),
+        ("/jobs?page=2", "page"),
+    ] {
+        let (s, v) = get(&server, path).await;
+        assert_error(s, &v, 400, Some(field));
+    }
+    let (s, v) = get(&server, &format!("/jobs/{}", uuid::Uuid::now_v7())).await;
+    assert_error(s, &v, 404, None);
+    let (s, v) = get(&server, "/jobs/not-a-uuid").await;
+    assert_error(s, &v, 400, Some("jobId"));
+}
+
+async fn pause_stops_fires_and_resume_follows_the_misfire_policy(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let mut env = fast_env();
+    env.push(("MISFIRE_THRESHOLD_MS", "1000".into()));
+    let server = Server::start(&db.url, &env);
+    let one = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url(), "misfirePolicy": "one"}),
+    )
+    .await;
+    let none = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url(), "misfirePolicy": "none"}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            target.calls_of(&one).len() >= 2 && target.calls_of(&none).len() >= 2
+        })
+        .await
+    );
+    for job in [&one, &none] {
+        let (s, v) = post(&server, &format!("/jobs/{job}/pause")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["state"], "paused");
+        assert_eq!(v["enabled"], false);
+    }
+    let paused_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for job in [&one, &none] {
+        let late: Vec<_> = target
+            .calls_of(job)
+            .into_iter()
+            .filter(|c| c.at > paused_at)
+            .collect();
+        assert!(late.is_empty(), "a paused job fired: {late:?}");
+    }
+    // Pausing twice changes nothing.
+    let (s, v) = post(&server, &format!("/jobs/{one}/pause")).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("paused")));
+
+    let resumed = Utc::now();
+    for job in [&one, &none] {
+        let (s, v) = post(&server, &format!("/jobs/{job}/resume")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["state"], "active");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            target.calls_of(&one).iter().any(|c| c.at > paused_at)
+                && target
+                    .calls_of(&none)
+                    .iter()
+                    .filter(|c| c.at > paused_at)
+                    .count()
+                    >= 2
+        })
+        .await,
+        "resumed jobs fire again"
+    );
+    // Instants missed while paused: `one` calls the latest of them once, `none` none.
+    let missed = |job: &str| {
+        target
+            .calls_of(job)
+            .into_iter()
+            .filter(|c| c.at > paused_at)
+            .filter(|c| {
+                instant(&json!(c.scheduled_at)) < resumed - chrono::Duration::milliseconds(1500)
+            })
+            .count()
+    };
+    assert_eq!(missed(&one), 1, "one catch-up call under `one`");
+    assert_eq!(missed(&none), 0, "no catch-up call under `none`");
+}
+
+async fn patch_moves_next_run_at_at_once_and_changes_the_call(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "0 0 0 1 1 *", "api": target.url()}),
+    )
+    .await;
+    let (_, before) = get(&server, &format!("/jobs/{id}")).await;
+    assert!(instant(&before["nextRunAt"]) > Utc::now() + chrono::Duration::days(1));
+
+    let (s, after, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({
+            "schedule": "* * * * * *",
+            "method": "PUT",
+            "headers": {"X-Api-Key": "abc"},
+            "body": "hello",
+            "name": "renamed"
+        })),
+    )
+    .await;
+    assert_eq!(s, 200, "{after}");
+    let next = instant(&after["nextRunAt"]);
+    let now = Utc::now();
+    assert!(
+        next > now - chrono::Duration::seconds(1) && next <= now + chrono::Duration::seconds(2),
+        "nextRunAt {next} moved to the new schedule at once"
+    );
+    assert_eq!(after["version"], 2);
+    assert_eq!(after["name"], "renamed");
+    assert_eq!(after["api"], target.url().as_str(), "untouched fields kept");
+    assert!(
+        eventually(Duration::from_secs(10), || !target.calls_of(&id).is_empty()).await,
+        "the changed job fires"
+    );
+    let call = target.calls_of(&id)[0].clone();
+    assert_eq!(call.method, "PUT");
+    assert_eq!(call.raw_body, "hello");
+    assert_eq!(call.headers["x-api-key"], "abc");
+    assert_eq!(call.headers["content-type"], "text/plain; charset=utf-8");
+
+    // A bad change is refused whole and stores nothing.
+    let (s, v, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"name": "x", "schedule": "every day"})),
+    )
+    .await;
+    assert_error(s, &v, 400, Some("schedule"));
+    let (_, kept) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(kept["version"], 2);
+    assert_eq!(kept["name"], "renamed");
+    let (s, v, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"schedule": null})),
+    )
+    .await;
+    assert_error(s, &v, 400, Some("schedule"));
+    let (s, v, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{}", uuid::Uuid::now_v7()),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_error(s, &v, 404, None);
+}
+
+async fn nothing_fires_after_delete_returns(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url()}),
+    )
+    .await;
+    assert!(eventually(Duration::from_secs(10), || target.calls_of(&id).len() >= 2).await);
+    let (s, v, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/jobs/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let deleted_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let late: Vec<_> = target
+        .calls_of(&id)
+        .into_iter()
+        .filter(|c| c.at > deleted_at)
+        .collect();
+    assert!(late.is_empty(), "calls after DELETE returned: {late:?}");
+    let (s, v) = get(&server, &format!("/jobs/{id}")).await;
+    assert_error(s, &v, 404, None);
+    let (s, v) = get(&server, &format!("/jobs/{id}/executions")).await;
+    assert_error(s, &v, 404, None);
+    let (s, v, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/jobs/{id}"),
+        None,
+    )
+    .await;
+    assert_error(s, &v, 404, None);
+}
+
+async fn trigger_calls_once_and_is_recorded_as_manual(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "0 0 0 1 1 *", "api": target.url(), "enabled": false}),
+    )
+    .await;
+    let (s, v) = post(&server, &format!("/jobs/{id}/trigger")).await;
+    assert_eq!(s, 202, "{v}");
+    let execution = v["executionId"].as_str().unwrap().to_owned();
+    assert!(eventually(Duration::from_secs(5), || !target.calls_of(&id).is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calls = target.calls_of(&id);
+    assert_eq!(calls.len(), 1, "one call: {calls:?}");
+    assert_eq!(calls[0].execution_id, execution);
+    let detail_path = format!("/jobs/{id}/executions/{execution}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let detail = loop {
+        let (_, d) = get(&server, &detail_path).await;
+        if d["state"] == "succeeded" || Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail["state"], "succeeded", "{detail}");
+    assert_eq!(detail["trigger"], "manual");
+    assert_eq!(detail["attempt"], 1);
+    assert_eq!(detail["statusCode"], 200);
+    assert_eq!(detail["success"], true);
+    assert_eq!(detail["jobId"], id.as_str());
+    let (_, job) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(job["lastExecution"]["id"], execution.as_str());
+    let (s, v) = post(&server, &format!("/jobs/{}/trigger", uuid::Uuid::now_v7())).await;
+    assert_error(s, &v, 404, None);
+}
+
+async fn executions_page_back_with_a_cursor(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url()}),
+    )
+    .await;
+    assert!(
+        crate::common::eventually_async(Duration::from_secs(20), || async {
+            get(&server, &format!("/jobs/{id}/executions?limit=100"))
+                .await
+                .1
+                .as_array()
+                .is_some_and(|a| a.len() >= 7)
+        })
+        .await
+    );
+    // Stop it so the history holds still.
+    post(&server, &format!("/jobs/{id}/pause")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, all) = get(&server, &format!("/jobs/{id}/executions?limit=100")).await;
+    let all: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (_, default) = get(&server, &format!("/jobs/{id}/executions")).await;
+    assert_eq!(
+        default.as_array().unwrap().len(),
+        5,
+        "the contract's default"
+    );
+
+    let mut paged = Vec::new();
+    let mut path = format!("/jobs/{id}/executions?limit=3");
+    loop {
+        let (s, page, headers) = send(&server, reqwest::Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{page}");
+        let items = page.as_array().unwrap();
+        assert!(items.len() <= 3);
+        paged.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        match headers.get("x-next-cursor") {
+            Some(c) => {
+                let link = headers["link"].to_str().unwrap();
+                assert!(link.contains("rel=\"next\""), "{link}");
+                path = format!(
+                    "/jobs/{id}/executions?limit=3&cursor={}",
+                    c.to_str().unwrap()
+                );
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, all,
+        "the pages together are the whole history, in order"
+    );
+
+    let (s, d) = get(&server, &format!("/jobs/{id}/executions/{}", all[0])).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["trigger"], "schedule");
+    assert_eq!(d["state"], "succeeded");
+    instant(&d["scheduledAt"]);
+    instant(&d["dueAt"]);
+    assert!(d.get("node").is_some() && d.get("error").is_some());
+    for (path, field) in [
+        (format!("/jobs/{id}/executions?limit=101"), "limit"),
+        (format!("/jobs/{id}/executions?cursor=zzz"), "cursor"),
+        (format!("/jobs/{id}/executions/nope"), "executionId"),
+    ] {
+        let (s, v) = get(&server, &path).await;
+        assert_error(s, &v, 400, Some(field));
+    }
+    let (s, v) = get(
+        &server,
+        &format!("/jobs/{id}/executions/{}", uuid::Uuid::now_v7()),
+    )
+    .await;
+    assert_error(s, &v, 404, None);
+}
+
+async fn cron_next_previews_like_the_cli(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let (s, v) = get(
+        &server,
+        "/cron/next?expr=0%200%2012%20*%20*%20MON-FRI&tz=Europe/Paris&n=3",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["timezone"], "Europe/Paris");
+    let next = v["next"].as_array().unwrap();
+    assert_eq!(next.len(), 3);
+    let mut previous = Utc::now();
+    for t in next {
+        let at = instant(t);
+        assert!(at > previous);
+        // Noon in Paris is 10:00 or 11:00 UTC.
+        assert!(["10:00:00", "11:00:00"].contains(&at.format("%H:%M:%S").to_string().as_str()));
+        previous = at;
+    }
+    let (_, d) = get(&server, "/cron/next?expr=*%20*%20*%20*%20*").await;
+    assert_eq!(d["next"].as_array().unwrap().len(), 5, "default n");
+    for (path, field) in [
+        ("/cron/next?expr=nope", "expr"),
+        ("/cron/next", "expr"),
+        ("/cron/next?expr=*%20*%20*%20*%20*&tz=Mars/Base", "tz"),
+        ("/cron/next?expr=*%20*%20*%20*%20*&n=0", "n"),
+        ("/cron/next?expr=*%20*%20*%20*%20*&n=101", "n"),
+    ] {
+        let (s, v) = get(&server, path).await;
+        assert_error(s, &v, 400, Some(field));
+    }
+}
+
+async fn api_token_guards_every_endpoint_but_health(db: Db) {
+    let db = TestDb::new(db).await;
+    let token = "test-token-0123456789";
+    let mut env = fast_env();
+    env.push(("API_TOKEN", token.into()));
+    let server = Server::start(&db.url, &env);
+    let job = uuid::Uuid::now_v7();
+    let endpoints = [
+        (reqwest::Method::POST, "/jobs".to_owned()),
+        (reqwest::Method::GET, "/jobs".to_owned()),
+        (reqwest::Method::GET, format!("/jobs/{job}")),
+        (reqwest::Method::PATCH, format!("/jobs/{job}")),
+        (reqwest::Method::DELETE, format!("/jobs/{job}")),
+        (reqwest::Method::POST, format!("/jobs/{job}/pause")),
+        (reqwest::Method::POST, format!("/jobs/{job}/resume")),
+        (reqwest::Method::POST, format!("/jobs/{job}/trigger")),
+        (reqwest::Method::GET, format!("/jobs/{job}/executions")),
+        (
+            reqwest::Method::GET,
+            format!("/jobs/{job}/executions/{job}"),
+        ),
+        (
+            reqwest::Method::GET,
+            "/cron/next?expr=*%20*%20*%20*%20*".to_owned(),
+        ),
+        (reqwest::Method::GET, "/dummy".to_owned()),
+        (reqwest::Method::GET, "/no/such/path".to_owned()),
+    ];
+    for (method, path) in &endpoints {
+        for auth in [None, Some("Bearer wrong-token-0123456789"), Some(token)] {
+            let mut req = client().request(method.clone(), server.url(path));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 401, "{method} {path} with {auth:?}");
+            assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "unauthorized");
+        }
+    }
+    let (s, _) = get(&server, "/health").await;
+    assert_eq!(s, 200, "/health needs no token");
+    let resp = client()
+        .post(server.url("/jobs"))
+        .bearer_auth(token)
+        .json(&json!({"schedule": "0 0 * * * *", "api": "http://127.0.0.1:9/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = client()
+        .get(server.url("/jobs"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+async fn forbid_skips_a_fire_while_the_previous_call_runs(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour {
+        delay: Duration::from_millis(2500),
+        ..Behaviour::default()
+    })
+    .await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url(), "concurrencyPolicy": "forbid"}),
+    )
+    .await;
+    assert!(eventually(Duration::from_secs(15), || target.calls_of(&id).len() >= 3).await);
+    assert_eq!(
+        target.max_in_flight(),
+        1,
+        "calls of the job never overlapped"
+    );
+    let (_, history) = get(&server, &format!("/jobs/{id}/executions?limit=100")).await;
+    let skipped: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["statusCode"].is_null())
+        .collect();
+    assert!(
+        skipped.len() >= 3,
+        "fires during each 2.5 s call were skipped: {history}"
+    );
+    let e = skipped[0]["id"].as_str().unwrap();
+    let (_, d) = get(&server, &format!("/jobs/{id}/executions/{e}")).await;
+    assert_eq!(d["state"], "skipped", "{d}");
+    assert_eq!(d["success"], false);
+    // Every fire was either called or recorded skipped, none both.
+    let called: std::collections::HashSet<String> = target
+        .calls_of(&id)
+        .into_iter()
+        .map(|c| c.scheduled_at)
+        .collect();
+    for s in &skipped {
+        let (_, d) = get(
+            &server,
+            &format!("/jobs/{id}/executions/{}", s["id"].as_str().unwrap()),
+        )
+        .await;
+        assert!(!called.contains(d["scheduledAt"].as_str().unwrap()), "{d}");
+    }
+}
+
+async fn the_target_policy_blocks_loopback_unless_allowed(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let mut env = fast_env();
+    env.push(("TARGET_POLICY", "public".into()));
+    let server = Server::start(&db.url, &env);
+    // By address, and by a name that resolves to loopback.
+    let by_name = target.url().replace("127.0.0.1", "localhost");
+    let mut jobs = Vec::new();
+    for api in [target.url(), by_name] {
+        jobs.push(create_job(&server, json!({"schedule": "* * * * * *", "api": api})).await);
+    }
+    for job in &jobs {
+        let mut denied = Vec::new();
+        assert!(
+            crate::common::eventually_async(Duration::from_secs(10), || {
+                let job = job.clone();
+                let server = &server;
+                async move { get(server, &format!("/jobs/{job}/executions")).await.1 != json!([]) }
+            })
+            .await
+        );
+        let (_, history) = get(&server, &format!("/jobs/{job}/executions")).await;
+        for e in history.as_array().unwrap() {
+            assert_eq!(e["statusCode"], Value::Null);
+            assert_eq!(e["success"], false);
+            let id = e["id"].as_str().unwrap();
+            let (_, d) = get(&server, &format!("/jobs/{job}/executions/{id}")).await;
+            assert_eq!(d["attempt"], 1, "a refused call is not retried: {d}");
+            denied.push(d["error"].as_str().unwrap_or_default().to_owned());
+        }
+        assert!(
+            denied.iter().all(|e| e.contains("target policy")),
+            "{denied:?}"
+        );
+    }
+    assert!(
+        target.calls().is_empty(),
+        "nothing reached the loopback target"
+    );
+    drop(server);
+
+    // The allow-list makes an exception.
+    let mut env = fast_env();
+    env.push(("TARGET_POLICY", "public".into()));
+    env.push(("TARGET_ALLOW", "127.0.0.0/8, localhost".into()));
+    let server = Server::start(&db.url, &env);
+    let allowed = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url()}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || !target
+            .calls_of(&allowed)
+            .is_empty())
+        .await
+    );
+}
+
+async fn history_is_pruned_to_the_newest_k(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let mut env = fast_env();
+    env.push(("HISTORY_KEEP", "3".into()));
+    env.push(("PRUNE_INTERVAL_MS", "200".into()));
+    let server = Server::start(&db.url, &env);
+    let id = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url()}),
+    )
+    .await;
+    assert!(eventually(Duration::from_secs(15), || target.calls_of(&id).len() >= 7).await);
+    post(&server, &format!("/jobs/{id}/pause")).await;
+    let calls = target.calls_of(&id).len();
+    let path = format!("/jobs/{id}/executions?limit=100");
+    assert!(
+        crate::common::eventually_async(Duration::from_secs(10), || async {
+            get(&server, &path)
+                .await
+                .1
+                .as_array()
+                .is_some_and(|a| a.len() == 3)
+        })
+        .await,
+        "{} calls made; history kept: {}",
+        calls,
+        get(&server, &path).await.1
+    );
+    // The three kept are the newest calls.
+    let (_, kept) = get(&server, &path).await;
+    let newest: Vec<String> = {
+        let mut c = target.calls_of(&id);
+        c.sort_by_key(|c| c.at);
+        c.iter()
+            .rev()
+            .take(3)
+            .map(|c| c.execution_id.clone())
+            .collect()
+    };
+    let kept: Vec<String> = kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, newest);
+    assert_eq!(crate::count_rows(&db.url, "executions").await, 3);
+}
