@@ -9,6 +9,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::jobs::{query_params, rfc3339};
+use super::openapi::{CronNext, Errors};
 use crate::domain::schedule::Schedule;
 
 /// The routes of this resource.
@@ -20,7 +21,14 @@ pub fn router() -> Router<AppState> {
 const N_DEFAULT: usize = 5;
 const N_MAX: usize = 100;
 
-async fn next(
+/// The next instants of a cron expression, as `cronhook cron` prints them.
+#[utoipa::path(get, path = "/cron/next", tag = "tools",
+    params(("expr" = String, Query, min_length = 1, description = "Cron expression, 5 or 6 fields"),
+        ("tz" = Option<super::openapi::TimeZoneName>, Query,
+            description = "IANA time zone (default UTC)"),
+        ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)")),
+    responses((status = 200, description = "The next instants", body = CronNext), Errors))]
+pub(crate) async fn next(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {

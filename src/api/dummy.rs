@@ -10,13 +10,20 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::json::read_limited;
+use super::openapi::DummyReply;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new().route("/dummy", post(dummy))
 }
 
-async fn dummy(req: Request) -> Result<Json<Value>, ApiError> {
+/// A target for trying the service: logs what it receives and answers 200.
+#[utoipa::path(post, path = "/dummy", tag = "tools",
+    request_body(content = Option<serde_json::Value>, description = "Anything, or nothing"),
+    responses((status = 200, description = "What was received", body = DummyReply),
+        (status = 401, description = "No valid bearer token", body = super::openapi::Error),
+        (status = 413, description = "Over 64 KiB", body = super::openapi::Error)))]
+pub(crate) async fn dummy(req: Request) -> Result<Json<Value>, ApiError> {
     let headers: HeaderMap = req.headers().clone();
     let bytes = read_limited(req).await?;
     let received: Value = if bytes.is_empty() {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::jobs::{limit_param, not_found, parse_job_id, query_params, rfc3339};
+use super::openapi::{Errors, Execution, ExecutionDetail};
 use crate::store::ExecutionView;
 
 /// The routes of this resource.
@@ -74,7 +75,18 @@ fn parse_cursor(c: &str) -> Result<(DateTime<chrono::Utc>, Uuid), ApiError> {
 
 /// The body stays the contract's array; the next page's cursor is in `X-Next-Cursor` and a
 /// `Link: <...>; rel="next"` header.
-async fn page(
+/// A job's recorded executions, newest first: the last 5 by default. The next page's cursor
+/// comes in the `X-Next-Cursor` and `Link` headers.
+#[utoipa::path(get, path = "/jobs/{jobId}/executions", tag = "executions",
+    params(("jobId" = Uuid, Path, description = "The job's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 5)"),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,15}\\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            description = "`X-Next-Cursor` of the previous page")),
+    responses((status = 200, description = "Executions, newest first", body = Vec<Execution>,
+        headers(("X-Next-Cursor" = String, description = "Cursor of the next page, when there is one"),
+                ("Link" = String, description = "`<...>; rel=\"next\"`, when there is a next page"))),
+        Errors))]
+pub(crate) async fn page(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
     RawQuery(query): RawQuery,
@@ -106,7 +118,12 @@ async fn page(
     Ok((headers, Json(body)))
 }
 
-async fn detail(
+/// One execution with its details.
+#[utoipa::path(get, path = "/jobs/{jobId}/executions/{executionId}", tag = "executions",
+    params(("jobId" = Uuid, Path, description = "The job's id"),
+        ("executionId" = Uuid, Path, description = "The execution's id")),
+    responses((status = 200, description = "The execution", body = ExecutionDetail), Errors))]
+pub(crate) async fn detail(
     State(state): State<AppState>,
     Path((job_id, execution_id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {

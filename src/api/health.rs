@@ -12,6 +12,7 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 use super::AppState;
+use super::openapi::Health;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -21,7 +22,11 @@ pub fn router() -> Router<AppState> {
 /// How long the database may take to answer a health check.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
+/// Whether the database answers, and the worker queue's sizes. Needs no token.
+#[utoipa::path(get, path = "/health", tag = "tools", security(()),
+    responses((status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer", body = Health)))]
+pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let ping = tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await;
     let worker = json!({
         "queueSize": state.stats.queued.load(Ordering::Acquire),

@@ -16,6 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::executions::ExecutionBody;
 use super::json::JsonObject;
+use super::openapi::{BodyErrors, Error, Errors, Job, JobInput, JobPage, Triggered};
 use super::spec::{check_fields, parse_spec, render_spec};
 use crate::domain::job::{JobSpec, NewJob};
 use crate::scheduler::Held;
@@ -71,7 +72,11 @@ fn job_view(job: &JobRecord) -> Map<String, Value> {
     view
 }
 
-async fn create(
+/// Creates a job.
+#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = JobInput,
+    responses((status = 201, description = "Created", body = super::openapi::Created,
+        headers(("Location" = String, description = "The job's URL"))), Errors, BodyErrors))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -104,7 +109,15 @@ async fn create(
     ))
 }
 
-async fn list(
+/// Lists jobs in creation order, a page at a time.
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<Uuid>, Query, description = "`nextCursor` of the previous page"),
+        ("state" = Option<super::openapi::JobState>, Query, description = "Only jobs in this state"),
+    ),
+    responses((status = 200, description = "A page of jobs", body = JobPage), Errors))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -147,7 +160,10 @@ async fn list(
     Ok(Json(json!({ "jobs": views, "nextCursor": next })))
 }
 
-async fn read(
+/// Reads a job, with its next run and its last execution.
+#[utoipa::path(get, path = "/jobs/{jobId}", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = Job), Errors))]
+pub(crate) async fn read(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -163,7 +179,13 @@ async fn read(
     Ok(Json(Value::Object(view)))
 }
 
-async fn change(
+/// Changes any fields of a job; the next fire is recomputed at once.
+#[utoipa::path(patch, path = "/jobs/{jobId}", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    request_body(content = JobInput, description = "Any subset of the fields; null clears an optional one"),
+    responses((status = 200, description = "The changed job", body = Job),
+        (status = 409, description = "The job kept changing concurrently", body = Error),
+        Errors, BodyErrors))]
+pub(crate) async fn change(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
     JsonObject(patch): JsonObject,
@@ -179,14 +201,22 @@ async fn change(
     Ok(Json(Value::Object(job_view(&job))))
 }
 
-async fn pause(
+/// Pauses a job: it fires no more until resumed.
+#[utoipa::path(post, path = "/jobs/{jobId}/pause", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The paused job", body = Job),
+        (status = 409, description = "The job kept changing concurrently", body = Error), Errors))]
+pub(crate) async fn pause(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_enabled(state, &job_id, false).await
 }
 
-async fn resume(
+/// Resumes a job; instants missed while paused follow its misfire policy.
+#[utoipa::path(post, path = "/jobs/{jobId}/resume", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The resumed job", body = Job),
+        (status = 409, description = "The job kept changing concurrently", body = Error), Errors))]
+pub(crate) async fn resume(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -280,7 +310,10 @@ async fn settle_change(state: &AppState, change: JobChange) {
     }
 }
 
-async fn remove(
+/// Deletes a job and its history; nothing fires after the answer.
+#[utoipa::path(delete, path = "/jobs/{jobId}", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    responses((status = 204, description = "Deleted"), Errors))]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -302,7 +335,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn trigger(
+/// Calls a job once now, recorded as a manual execution.
+#[utoipa::path(post, path = "/jobs/{jobId}/trigger", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
+    responses((status = 202, description = "The call is on its way", body = Triggered), Errors))]
+pub(crate) async fn trigger(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {

@@ -10,6 +10,7 @@ pub mod executions;
 pub mod health;
 pub mod jobs;
 pub mod json;
+pub mod openapi;
 pub mod spec;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cron::router())
         .merge(health::router())
         .merge(dummy::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

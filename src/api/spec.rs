@@ -269,21 +269,12 @@ fn parse_retry(r: &Map<String, Value>) -> Result<RetryOverride, ApiError> {
             },
         }
     };
-    let retry = RetryOverride {
+    // A first delay above the cap is allowed: every delay is capped at maxBackoffMs.
+    Ok(RetryOverride {
         max_attempts: int("maxAttempts", 1, 100)?.map(|v| v as u32),
         backoff_ms: int("backoffMs", 0, 86_400_000)?,
         max_backoff_ms: int("maxBackoffMs", 0, 86_400_000)?,
-    };
-    if let (Some(b), Some(m)) = (retry.backoff_ms, retry.max_backoff_ms)
-        && b > m
-    {
-        return Err(ApiError::field(
-            "invalid_retry",
-            "retry.backoffMs",
-            "retry.backoffMs must not exceed retry.maxBackoffMs",
-        ));
-    }
-    Ok(retry)
+    })
 }
 
 /// An optional string field parsed with `FromStr`, its error named `code`.

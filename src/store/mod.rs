@@ -8,6 +8,7 @@ pub mod group;
 mod insert;
 pub mod postgres;
 mod rows;
+mod shared;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome};
-use crate::domain::job::{JobSpec, NewJob};
+use crate::domain::job::NewJob;
 
 pub use claim::ScheduleCache;
 pub use rows::{DELETED, ExecutionDetail, JobChange, JobRecord};
+pub use shared::CommonOps;
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -234,7 +236,7 @@ pub struct Recovered {
 
 /// The operations the scheduler, workers and API need from a database.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CommonOps + Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
@@ -246,64 +248,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether a job exists.
     async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;
-
-    /// The job's executions with a recorded outcome, newest first, older than `before`
-    /// (the `(executed_at, id)` of the last one seen) when given.
-    async fn executions_page(
-        &self,
-        job: Uuid,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<ExecutionView>, StoreError>;
-
-    /// One execution of a job, with every detail.
-    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;
-
-    /// One job.
-    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError>;
-
-    /// Jobs by id (creation order), after a cursor, in one state.
-    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
-
-    /// Replaces a job's spec if it is still at `expected_version`, in one transaction:
-    /// bumps its version, withdraws its claimed attempts due after `now` (the change applies
-    /// to them) and sets its next fire.
-    async fn update_job(
-        &self,
-        id: Uuid,
-        expected_version: i64,
-        spec: &JobSpec,
-        next: NextFire,
-        now: DateTime<Utc>,
-    ) -> Result<Update, StoreError>;
-
-    /// Deletes a job and its executions, leaving a marker other nodes see. False when
-    /// there was no such job.
-    async fn delete_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
-
-    /// Records a manual call of a job at `now`, claimed by `node`; none when there is no
-    /// such job.
-    async fn trigger(
-        &self,
-        job: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Fire>, StoreError>;
-
-    /// Prunes the history of the next `jobs` jobs after the cursor `after`: finished
-    /// executions beyond each job's newest `keep`, and those older than `older_than`, at
-    /// most `batch` rows per job and rule.
-    async fn prune_history(
-        &self,
-        after: Option<Uuid>,
-        jobs: u32,
-        keep: u32,
-        older_than: Option<DateTime<Utc>>,
-        batch: u32,
-    ) -> Result<Pruned, StoreError>;
-
-    /// Jobs changed or deleted at or after `since`.
-    async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError>;
 
     /// Records that `node` is alive at `now`.
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
@@ -329,16 +273,6 @@ pub trait Store: Send + Sync + 'static {
         node: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-
-    /// Starts an attempt of a job whose calls may not overlap: records it started, durably,
-    /// unless another attempt of the job is running, in which case records it skipped.
-    async fn start_exclusive(
-        &self,
-        execution: Uuid,
-        job: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Exclusive, StoreError>;
 
     /// Writes attempts' outcomes, and the retries they schedule as claimed by `node`, in one
     /// transaction.

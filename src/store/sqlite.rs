@@ -19,19 +19,14 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
-    DueJob, HistoryRow, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns,
-    plan_due,
+    DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
 };
 use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::rows;
-use super::{
-    Backend, ClaimParams, Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery,
-    JobRecord, JobRow, NextFire, Pruned, Recovered, Store, StoreError, UNKNOWN_OUTCOME, Update,
-    from_ms, to_ms,
-};
+use super::shared::common_ops;
+use super::{Backend, ClaimParams, JobRow, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::job::JobSpec;
 use crate::domain::plan::Window;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -111,6 +106,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction for statements that write: it takes the write lock at once.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+common_ops!(SqliteStore, sqlx::Sqlite, "");
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -143,203 +147,6 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
-    }
-
-    async fn executions_page(
-        &self,
-        job: Uuid,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<ExecutionView>, StoreError> {
-        let (at, id) = before.map_or((i64::MAX, Uuid::max()), |(t, id)| (to_ms(t), id));
-        let rows: Vec<HistoryRow> = sqlx::query_as(rows::HISTORY_PAGE)
-            .bind(job)
-            .bind(at)
-            .bind(id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
-        let row: Option<rows::ExecutionRow> = sqlx::query_as(rows::EXECUTION_BY_ID)
-            .bind(id)
-            .bind(job)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Into::into))
-    }
-
-    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
-        let row: Option<rows::JobRow> = sqlx::query_as(rows::JOB_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(JobRecord::try_from).transpose()
-    }
-
-    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
-        let found: Vec<rows::JobRow> = rows::list_jobs_query::<Sqlite>(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?;
-        found.into_iter().map(JobRecord::try_from).collect()
-    }
-
-    async fn update_job(
-        &self,
-        id: Uuid,
-        expected_version: i64,
-        spec: &JobSpec,
-        next: NextFire,
-        now: DateTime<Utc>,
-    ) -> Result<Update, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT version, next_fire_at FROM jobs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((version, stored_next)) = current else {
-            return Ok(Update::NotFound);
-        };
-        if version != expected_version {
-            return Ok(Update::Stale);
-        }
-        let withdrawn: Vec<rows::Withdrawn> = sqlx::query_as(rows::WITHDRAW_CLAIMED)
-            .bind(id)
-            .bind(to_ms(now))
-            .fetch_all(&mut *tx)
-            .await?;
-        let next_fire_at = match next {
-            NextFire::At(at) => at.map(to_ms),
-            NextFire::Keep => rows::kept_next(stored_next, &withdrawn),
-        };
-        let q = sqlx::query(rows::UPDATE_JOB).bind(id);
-        rows::bind_spec!(q, spec)
-            .bind(next_fire_at)
-            .bind(to_ms(now))
-            .bind(version)
-            .bind(spec.signing_secret.clone())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Update::Applied {
-            version: version + 1,
-            next_fire_at: next_fire_at.map(from_ms),
-        })
-    }
-
-    async fn delete_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let gone = sqlx::query(rows::DELETE_JOB)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone > 0 {
-            sqlx::query(rows::MARK_DELETED)
-                .bind(id)
-                .bind(to_ms(now))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(rows::FORGET_DELETED)
-                .bind(to_ms(now) - rows::DELETED_KEPT_MS)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(gone > 0)
-    }
-
-    async fn trigger(
-        &self,
-        job: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Fire>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let call: Option<rows::CallRow> = sqlx::query_as(rows::CALL_OF_JOB)
-            .bind(job)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(call) = call else {
-            return Ok(None);
-        };
-        let execution_id = Uuid::now_v7();
-        // A fire is (job, instant): a manual call takes the first free millisecond.
-        let mut at = to_ms(now);
-        while sqlx::query(rows::INSERT_MANUAL)
-            .bind(execution_id)
-            .bind(job)
-            .bind(at)
-            .bind(node)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 0
-        {
-            at += 1;
-        }
-        tx.commit().await?;
-        Ok(Some(Fire {
-            execution_id,
-            job_id: job,
-            scheduled_at: from_ms(at),
-            due_at: from_ms(at),
-            attempt: 1,
-            call: call.into_call(),
-        }))
-    }
-
-    async fn prune_history(
-        &self,
-        after: Option<Uuid>,
-        jobs: u32,
-        keep: u32,
-        older_than: Option<DateTime<Utc>>,
-        batch: u32,
-    ) -> Result<Pruned, StoreError> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(rows::JOB_IDS_AFTER)
-            .bind(after.unwrap_or(Uuid::nil()))
-            .bind(i64::from(jobs))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut deleted = 0;
-        for &id in &ids {
-            deleted += sqlx::query(rows::PRUNE_BEYOND)
-                .bind(id)
-                .bind(i64::from(batch))
-                .bind(i64::from(keep))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            if let Some(cutoff) = older_than {
-                deleted += sqlx::query(rows::PRUNE_OLDER)
-                    .bind(id)
-                    .bind(to_ms(cutoff))
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-            }
-        }
-        Ok(Pruned {
-            deleted,
-            last_job: if ids.len() < jobs as usize {
-                None
-            } else {
-                ids.last().copied()
-            },
-        })
-    }
-
-    async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError> {
-        Ok(sqlx::query_as(rows::CHANGES_SINCE)
-            .bind(to_ms(since))
-            .fetch_all(&self.pool)
-            .await?)
     }
 
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -443,44 +250,6 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    async fn start_exclusive(
-        &self,
-        execution: Uuid,
-        job: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Exclusive, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let running: i64 = sqlx::query_scalar(rows::OTHER_RUNNING)
-            .bind(job)
-            .bind(execution)
-            .fetch_one(&mut *tx)
-            .await?;
-        let (query, done) = if running > 0 {
-            let skip = sqlx::query(rows::SKIP_CLAIMED);
-            (
-                skip.bind(execution)
-                    .bind(node)
-                    .bind(to_ms(now))
-                    .bind(rows::SKIPPED),
-                Exclusive::Skipped,
-            )
-        } else {
-            let start = sqlx::query(rows::START_CLAIMED);
-            (
-                start.bind(execution).bind(node).bind(to_ms(now)),
-                Exclusive::Started,
-            )
-        };
-        let changed = query.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok(if changed == 1 {
-            done
-        } else {
-            Exclusive::NotOurs
-        })
     }
 
     async fn record_outcomes(

@@ -23,6 +23,8 @@ both_backends!(
     forbid_skips_a_fire_while_the_previous_call_runs,
     the_target_policy_blocks_loopback_unless_allowed,
     history_is_pruned_to_the_newest_k,
+    openapi_document_and_docs_are_served_offline,
+    a_job_timeout_cuts_a_slow_call,
 );
 
 async fn send(
@@ -69,6 +71,50 @@ fn assert_error(status: u16, v: &Value, want: u16, field: Option<&str>) {
     assert!(v["error"]["message"].is_string(), "error model: {v}");
     if let Some(f) = field {
         assert_eq!(v["error"]["field"], f, "{v}");
+    }
+}
+
+/// A running service with one job: dropped server first, database last.
+struct Setup {
+    server: Server,
+    target: Target,
+    job: String,
+    db: TestDb,
+}
+
+/// A fresh database, a target answering per `behaviour`, the service with the fast settings
+/// plus `env`, and the job `body` (its `api` set to the target).
+async fn setup(
+    db: Db,
+    behaviour: Behaviour,
+    env: &[(&'static str, &str)],
+    mut body: Value,
+) -> Setup {
+    let db = TestDb::new(db).await;
+    let target = Target::start(behaviour).await;
+    let mut all = fast_env();
+    all.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+    let server = Server::start(&db.url, &all);
+    body["api"] = json!(target.url());
+    let job = create_job(&server, body).await;
+    Setup {
+        server,
+        target,
+        job,
+        db,
+    }
+}
+
+/// Polls an execution's details until its state is `state` (at most `within`).
+async fn execution_in_state(server: &Server, path: &str, state: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, d) = get(server, path).await;
+        if d["state"] == state || Instant::now() > deadline {
+            assert_eq!(d["state"], state, "{d}");
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -171,22 +217,25 @@ async fn pause_stops_fires_and_resume_follows_the_misfire_policy(db: Db) {
     let mut env = fast_env();
     env.push(("MISFIRE_THRESHOLD_MS", "1000".into()));
     let server = Server::start(&db.url, &env);
+    // Every 5 s: instants missed while paused stand apart from the ones after the resume.
     let one = create_job(
         &server,
-        json!({"schedule": "* * * * * *", "api": target.url(), "misfirePolicy": "one"}),
+        json!({"schedule": "*/5 * * * * *", "api": target.url(), "misfirePolicy": "one"}),
     )
     .await;
     let none = create_job(
         &server,
-        json!({"schedule": "* * * * * *", "api": target.url(), "misfirePolicy": "none"}),
+        json!({"schedule": "*/5 * * * * *", "api": target.url(), "misfirePolicy": "none"}),
     )
     .await;
     assert!(
-        eventually(Duration::from_secs(10), || {
-            target.calls_of(&one).len() >= 2 && target.calls_of(&none).len() >= 2
+        eventually(Duration::from_secs(12), || {
+            !target.calls_of(&one).is_empty() && !target.calls_of(&none).is_empty()
         })
         .await
     );
+    // Pause just after an instant T0 has fired.
+    let t0 = sleep_until_just_after_a_multiple_of(5).await;
     for job in [&one, &none] {
         let (s, v) = post(&server, &format!("/jobs/{job}/pause")).await;
         assert_eq!(s, 200, "{v}");
@@ -194,51 +243,72 @@ async fn pause_stops_fires_and_resume_follows_the_misfire_policy(db: Db) {
         assert_eq!(v["enabled"], false);
     }
     let paused_at = Instant::now();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    for job in [&one, &none] {
-        let late: Vec<_> = target
-            .calls_of(job)
-            .into_iter()
-            .filter(|c| c.at > paused_at)
-            .collect();
-        assert!(late.is_empty(), "a paused job fired: {late:?}");
-    }
+    // T1 = T0 + 5 s passes while paused; resume 1.5 s after it, a misfire by then.
+    let t1 = t0 + chrono::Duration::seconds(5);
+    sleep_until(t1 + chrono::Duration::milliseconds(1500)).await;
+    let late: Vec<_> = target
+        .calls()
+        .into_iter()
+        .filter(|c| c.at > paused_at)
+        .collect();
+    assert!(late.is_empty(), "a paused job fired: {late:?}");
     // Pausing twice changes nothing.
     let (s, v) = post(&server, &format!("/jobs/{one}/pause")).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("paused")));
-
-    let resumed = Utc::now();
     for job in [&one, &none] {
         let (s, v) = post(&server, &format!("/jobs/{job}/resume")).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["state"], "active");
     }
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            target.calls_of(&one).iter().any(|c| c.at > paused_at)
-                && target
-                    .calls_of(&none)
-                    .iter()
-                    .filter(|c| c.at > paused_at)
-                    .count()
-                    >= 2
-        })
-        .await,
-        "resumed jobs fire again"
-    );
-    // Instants missed while paused: `one` calls the latest of them once, `none` none.
-    let missed = |job: &str| {
+    // Before T2 = T0 + 10 s: `one` has called T1 once, `none` has skipped it.
+    sleep_until(t0 + chrono::Duration::milliseconds(9500)).await;
+    let at_t1 = |job: &str| {
         target
             .calls_of(job)
             .into_iter()
-            .filter(|c| c.at > paused_at)
-            .filter(|c| {
-                instant(&json!(c.scheduled_at)) < resumed - chrono::Duration::milliseconds(1500)
-            })
+            .filter(|c| instant(&json!(c.scheduled_at)) == t1)
             .count()
     };
-    assert_eq!(missed(&one), 1, "one catch-up call under `one`");
-    assert_eq!(missed(&none), 0, "no catch-up call under `none`");
+    assert_eq!(
+        at_t1(&one),
+        1,
+        "one catch-up call of the missed instant under `one`"
+    );
+    assert_eq!(at_t1(&none), 0, "no catch-up call under `none`");
+    // Both are back on schedule.
+    let t2 = t0 + chrono::Duration::seconds(10);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            [&one, &none].iter().all(|j| {
+                target
+                    .calls_of(j)
+                    .iter()
+                    .any(|c| instant(&json!(c.scheduled_at)) == t2)
+            })
+        })
+        .await,
+        "resumed jobs fire at T2"
+    );
+}
+
+/// Sleeps until the wall clock is 200 ms past a multiple of `n` seconds; returns that
+/// multiple.
+async fn sleep_until_just_after_a_multiple_of(n: i64) -> DateTime<Utc> {
+    let now = Utc::now().timestamp_millis();
+    let mut next = (now / (n * 1000) + 1) * n * 1000;
+    if next - now < 100 {
+        next += n * 1000;
+    }
+    let at = DateTime::from_timestamp_millis(next).unwrap();
+    sleep_until(at + chrono::Duration::milliseconds(200)).await;
+    at
+}
+
+async fn sleep_until(t: DateTime<Utc>) {
+    let left = (t - Utc::now()).num_milliseconds();
+    if left > 0 {
+        tokio::time::sleep(Duration::from_millis(left as u64)).await;
+    }
 }
 
 async fn patch_moves_next_run_at_at_once_and_changes_the_call(db: Db) {
@@ -317,12 +387,16 @@ async fn patch_moves_next_run_at_at_once_and_changes_the_call(db: Db) {
 }
 
 async fn nothing_fires_after_delete_returns(db: Db) {
-    let db = TestDb::new(db).await;
-    let target = Target::start(Behaviour::default()).await;
-    let server = Server::start(&db.url, &fast_env());
-    let id = create_job(
-        &server,
-        json!({"schedule": "* * * * * *", "api": target.url()}),
+    let Setup {
+        server,
+        target,
+        job: id,
+        db: _db,
+    } = setup(
+        db,
+        Behaviour::default(),
+        &[],
+        json!({"schedule": "* * * * * *"}),
     )
     .await;
     assert!(eventually(Duration::from_secs(10), || target.calls_of(&id).len() >= 2).await);
@@ -357,12 +431,16 @@ async fn nothing_fires_after_delete_returns(db: Db) {
 }
 
 async fn trigger_calls_once_and_is_recorded_as_manual(db: Db) {
-    let db = TestDb::new(db).await;
-    let target = Target::start(Behaviour::default()).await;
-    let server = Server::start(&db.url, &fast_env());
-    let id = create_job(
-        &server,
-        json!({"schedule": "0 0 0 1 1 *", "api": target.url(), "enabled": false}),
+    let Setup {
+        server,
+        target,
+        job: id,
+        db: _db,
+    } = setup(
+        db,
+        Behaviour::default(),
+        &[],
+        json!({"schedule": "0 0 0 1 1 *", "enabled": false}),
     )
     .await;
     let (s, v) = post(&server, &format!("/jobs/{id}/trigger")).await;
@@ -374,15 +452,8 @@ async fn trigger_calls_once_and_is_recorded_as_manual(db: Db) {
     assert_eq!(calls.len(), 1, "one call: {calls:?}");
     assert_eq!(calls[0].execution_id, execution);
     let detail_path = format!("/jobs/{id}/executions/{execution}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let detail = loop {
-        let (_, d) = get(&server, &detail_path).await;
-        if d["state"] == "succeeded" || Instant::now() > deadline {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(detail["state"], "succeeded", "{detail}");
+    let detail =
+        execution_in_state(&server, &detail_path, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(detail["trigger"], "manual");
     assert_eq!(detail["attempt"], 1);
     assert_eq!(detail["statusCode"], 200);
@@ -395,12 +466,16 @@ async fn trigger_calls_once_and_is_recorded_as_manual(db: Db) {
 }
 
 async fn executions_page_back_with_a_cursor(db: Db) {
-    let db = TestDb::new(db).await;
-    let target = Target::start(Behaviour::default()).await;
-    let server = Server::start(&db.url, &fast_env());
-    let id = create_job(
-        &server,
-        json!({"schedule": "* * * * * *", "api": target.url()}),
+    let Setup {
+        server,
+        job: id,
+        db: _db,
+        target: _target,
+    } = setup(
+        db,
+        Behaviour::default(),
+        &[],
+        json!({"schedule": "* * * * * *"}),
     )
     .await;
     assert!(
@@ -538,6 +613,8 @@ async fn api_token_guards_every_endpoint_but_health(db: Db) {
             "/cron/next?expr=*%20*%20*%20*%20*".to_owned(),
         ),
         (reqwest::Method::GET, "/dummy".to_owned()),
+        (reqwest::Method::GET, "/openapi.json".to_owned()),
+        (reqwest::Method::GET, "/docs/".to_owned()),
         (reqwest::Method::GET, "/no/such/path".to_owned()),
     ];
     for (method, path) in &endpoints {
@@ -573,18 +650,17 @@ async fn api_token_guards_every_endpoint_but_health(db: Db) {
 }
 
 async fn forbid_skips_a_fire_while_the_previous_call_runs(db: Db) {
-    let db = TestDb::new(db).await;
-    let target = Target::start(Behaviour {
+    let slow = Behaviour {
         delay: Duration::from_millis(2500),
         ..Behaviour::default()
-    })
-    .await;
-    let server = Server::start(&db.url, &fast_env());
-    let id = create_job(
-        &server,
-        json!({"schedule": "* * * * * *", "api": target.url(), "concurrencyPolicy": "forbid"}),
-    )
-    .await;
+    };
+    let job = json!({"schedule": "* * * * * *", "concurrencyPolicy": "forbid"});
+    let Setup {
+        server,
+        target,
+        job: id,
+        db: _db,
+    } = setup(db, slow, &[], job).await;
     assert!(eventually(Duration::from_secs(15), || target.calls_of(&id).len() >= 3).await);
     assert_eq!(
         target.max_in_flight(),
@@ -683,15 +759,17 @@ async fn the_target_policy_blocks_loopback_unless_allowed(db: Db) {
 }
 
 async fn history_is_pruned_to_the_newest_k(db: Db) {
-    let db = TestDb::new(db).await;
-    let target = Target::start(Behaviour::default()).await;
-    let mut env = fast_env();
-    env.push(("HISTORY_KEEP", "3".into()));
-    env.push(("PRUNE_INTERVAL_MS", "200".into()));
-    let server = Server::start(&db.url, &env);
-    let id = create_job(
-        &server,
-        json!({"schedule": "* * * * * *", "api": target.url()}),
+    let keep = [("HISTORY_KEEP", "3"), ("PRUNE_INTERVAL_MS", "200")];
+    let Setup {
+        server,
+        target,
+        job: id,
+        db,
+    } = setup(
+        db,
+        Behaviour::default(),
+        &keep,
+        json!({"schedule": "* * * * * *"}),
     )
     .await;
     assert!(eventually(Duration::from_secs(15), || target.calls_of(&id).len() >= 7).await);
@@ -730,4 +808,86 @@ async fn history_is_pruned_to_the_newest_k(db: Db) {
         .collect();
     assert_eq!(kept, newest);
     assert_eq!(crate::count_rows(&db.url, "executions").await, 3);
+}
+
+async fn openapi_document_and_docs_are_served_offline(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let (s, doc) = get(&server, "/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/jobs", "post"),
+        ("/jobs", "get"),
+        ("/jobs/{jobId}", "get"),
+        ("/jobs/{jobId}", "patch"),
+        ("/jobs/{jobId}", "delete"),
+        ("/jobs/{jobId}/pause", "post"),
+        ("/jobs/{jobId}/resume", "post"),
+        ("/jobs/{jobId}/trigger", "post"),
+        ("/jobs/{jobId}/executions", "get"),
+        ("/jobs/{jobId}/executions/{executionId}", "get"),
+        ("/cron/next", "get"),
+        ("/health", "get"),
+        ("/dummy", "post"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} documented");
+        // One error model: every documented 4xx answers with the Error schema.
+        for (status, response) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') {
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/Error",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    // The interactive docs and their assets come from the binary itself.
+    let page = client().get(server.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.to_lowercase().contains("swagger"), "{html}");
+    for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"] {
+        let r = client().get(server.url(asset)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(
+            r.bytes().await.unwrap().len() > 1000,
+            "{asset} is served whole"
+        );
+    }
+}
+
+async fn a_job_timeout_cuts_a_slow_call(db: Db) {
+    let slow = Behaviour {
+        delay: Duration::from_millis(1500),
+        ..Behaviour::default()
+    };
+    let job = json!({"schedule": "0 0 0 1 1 *", "timeoutMs": 300, "retry": {"maxAttempts": 1}});
+    let Setup {
+        server,
+        job: id,
+        db: _db,
+        target: _target,
+    } = setup(db, slow, &[], job).await;
+    let (_, v) = post(&server, &format!("/jobs/{id}/trigger")).await;
+    let execution = v["executionId"].as_str().unwrap().to_owned();
+    let path = format!("/jobs/{id}/executions/{execution}");
+    let detail = execution_in_state(&server, &path, "failed", Duration::from_secs(10)).await;
+    assert_eq!(detail["state"], "failed", "{detail}");
+    assert_eq!(detail["statusCode"], Value::Null);
+    assert!(
+        detail["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 300 ms"),
+        "{detail}"
+    );
+    let took = detail["durationMs"].as_u64().unwrap();
+    assert!(
+        (300..1200).contains(&took),
+        "cut at the job's timeout, not the target's 1.5 s: {took} ms"
+    );
 }
