@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::executions::ExecutionBody;
 use super::json::JsonObject;
-use super::openapi::{BodyErrors, Error, Errors, Job, JobInput, JobPage, Triggered};
+use super::openapi::{BodyErrors, Error, Errors, Job, JobInput, JobPage, JobPatch, Triggered};
 use super::spec::{check_fields, parse_spec, render_spec};
 use crate::domain::job::{JobSpec, NewJob};
 use crate::scheduler::Held;
@@ -181,7 +181,7 @@ pub(crate) async fn read(
 
 /// Changes any fields of a job; the next fire is recomputed at once.
 #[utoipa::path(patch, path = "/jobs/{jobId}", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
-    request_body(content = JobInput, description = "Any subset of the fields; null clears an optional one"),
+    request_body(content = JobPatch, description = "Any subset of the fields; null clears an optional one"),
     responses((status = 200, description = "The changed job", body = Job),
         (status = 409, description = "The job kept changing concurrently", body = Error),
         Errors, BodyErrors))]

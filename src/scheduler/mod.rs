@@ -1,6 +1,7 @@
 //! Scheduling: the claimer moves due fires out of the store, the timer holds them until
-//! their instant, and the lease keeper proves this node alive and recovers dead nodes' fires.
-//! The scheduler never calls a target itself.
+//! their instant, the lease keeper proves this node alive and recovers dead nodes' fires, and
+//! the gate drops fires of jobs changed since they were claimed. The scheduler never calls a
+//! target itself.
 
 pub mod claimer;
 pub mod gate;

@@ -401,10 +401,14 @@ where
 /// Started `ATLEAST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) go
 /// back to claimed, to be called again: only `ATMOST_ONCE` attempts end as unknown. (An
 /// `ATLEAST_ONCE` attempt is recorded started only when its job forbids overlapping calls.)
+/// `state IN ('claimed', 'started')` repeats the partial index's condition word for word:
+/// SQLite uses a partial index only then, and scans every execution otherwise.
 pub(crate) const RECLAIM_STARTED_AT_LEAST_ONCE: &str = "UPDATE executions SET state = 'claimed', \
-     executed_at = NULL WHERE state = 'started' AND (node_id IS NULL OR (node_id <> $1 AND \
+     executed_at = NULL WHERE state IN ('claimed', 'started') AND state = 'started' \
+     AND (node_id IS NULL OR (node_id <> $1 AND \
      node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))) \
-     AND job_id IN (SELECT id FROM jobs WHERE delivery = 'ATLEAST_ONCE')";
+     AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = executions.job_id \
+     AND j.delivery = 'ATLEAST_ONCE')";
 
 /// Whether another attempt of job `$1` than `$2` is running.
 pub(crate) const OTHER_RUNNING: &str =

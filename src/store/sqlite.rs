@@ -331,7 +331,8 @@ impl Store for SqliteStore {
         let unknown = sqlx::query(
             "UPDATE executions SET state = 'unknown', success = 0, error = ?3, node_id = NULL, \
              duration_ms = COALESCE(duration_ms, 0), executed_at = COALESCE(executed_at, ?4) \
-             WHERE state = 'started' AND (node_id IS NULL OR (node_id <> ?1 AND node_id NOT IN \
+             WHERE state IN ('claimed', 'started') AND state = 'started' \
+             AND (node_id IS NULL OR (node_id <> ?1 AND node_id NOT IN \
              (SELECT id FROM nodes WHERE heartbeat_at >= ?2)))",
         )
         .bind(node)
@@ -344,7 +345,8 @@ impl Store for SqliteStore {
         let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
             "SELECT ",
             open_execution_columns!(),
-            " FROM executions e JOIN jobs j ON j.id = e.job_id WHERE e.state = 'claimed' AND \
+            " FROM executions e JOIN jobs j ON j.id = e.job_id \
+             WHERE e.state IN ('claimed', 'started') AND e.state = 'claimed' AND \
              (e.node_id IS NULL OR (e.node_id <> ?1 AND e.node_id NOT IN \
              (SELECT id FROM nodes WHERE heartbeat_at >= ?2))) ORDER BY e.due_at LIMIT ?3"
         ))
