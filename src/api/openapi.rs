@@ -275,33 +275,24 @@ impl utoipa::PartialSchema for TimeZoneName {
 
 impl ToSchema for TimeZoneName {}
 
-/// A change to a job: any subset of [`JobInput`]'s fields; null clears an optional one.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobPatch {
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    pub name: Option<String>,
-    #[schema(pattern = "^\\s*[0-9A-Za-z*/,?#-]+(\\s+[0-9A-Za-z*/,?#-]+){4,5}\\s*$")]
-    pub schedule: Option<String>,
-    #[schema(schema_with = time_zone)]
-    pub timezone: Option<String>,
-    #[schema(pattern = "^https?://[^\\s/?#]+")]
-    pub api: Option<String>,
-    #[serde(rename = "type")]
-    pub delivery: Option<Delivery>,
-    pub method: Option<Method>,
-    #[schema(schema_with = headers)]
-    pub headers: Option<BTreeMap<String, String>>,
-    pub body: Option<String>,
-    #[schema(minimum = 1, maximum = 600000)]
-    pub timeout_ms: Option<u64>,
-    pub retry: Option<Retry>,
-    pub misfire_policy: Option<Misfire>,
-    pub concurrency_policy: Option<Concurrency>,
-    pub enabled: Option<bool>,
-    #[schema(pattern = "^[!-~]{16,256}$")]
-    pub signing_secret: Option<String>,
+/// A change to a job: [`JobInput`] with no field required; null clears an optional one.
+pub struct JobPatch;
+
+impl utoipa::PartialSchema for JobPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = <JobInput as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description =
+                Some("Any subset of a job's fields; null clears an optional one.".into());
+        }
+        schema
+    }
 }
+
+impl ToSchema for JobPatch {}
 
 /// `201`: the new job's id.
 #[derive(Serialize, ToSchema)]

@@ -19,6 +19,8 @@ pub struct Call {
     pub headers: Vec<(String, String)>,
     /// The body; none sends cronhook's JSON description of the fire.
     pub body: Option<String>,
+    /// The body's `Content-Type`: JSON, unless the job's own body does not parse as JSON.
+    pub content_type: &'static str,
     /// The job's own timeout in milliseconds; none uses the global one.
     pub timeout_ms: Option<u64>,
     /// How often the fire may reach the target.
@@ -34,6 +36,11 @@ pub struct Call {
     pub version: i64,
 }
 
+/// The `Content-Type` of a JSON body.
+pub const JSON: &str = "application/json";
+/// The `Content-Type` of a job's body that is not JSON.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
 impl Call {
     /// A plain POST to `api` with every option at its default, at version 1.
     pub fn post(api: &str, delivery: Delivery) -> Call {
@@ -42,6 +49,7 @@ impl Call {
             method: HttpMethod::Post,
             headers: Vec::new(),
             body: None,
+            content_type: JSON,
             timeout_ms: None,
             delivery,
             retry: RetryOverride::default(),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::from_ms;
-use crate::domain::fire::Call;
+use crate::domain::fire::{Call, JSON, TEXT};
 use crate::domain::job::{
     ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, RetryOverride, TargetUrl,
 };
@@ -43,10 +43,22 @@ pub(crate) struct CallRow {
 impl CallRow {
     /// The call, shared by the fires of the job read together.
     pub fn into_call(self) -> Arc<Call> {
-        Arc::new(Call {
+        Arc::new(self.into_parts())
+    }
+
+    /// The call's settings. Methods, types and policies are checked by the schema's
+    /// constraints, so the fallbacks never apply to a row cronhook wrote.
+    fn into_parts(self) -> Call {
+        // Decided once per claim, not per call.
+        let content_type = match &self.body {
+            Some(b) if serde_json::from_str::<serde::de::IgnoredAny>(b).is_err() => TEXT,
+            _ => JSON,
+        };
+        Call {
             method: self.method.parse().unwrap_or(HttpMethod::Post),
             headers: headers_of(self.headers.as_deref()),
             body: self.body,
+            content_type,
             timeout_ms: self.timeout_ms.map(|v| v.max(1) as u64),
             delivery: self.delivery.parse().unwrap_or(Delivery::AtLeastOnce),
             retry: retry_of(
@@ -61,7 +73,7 @@ impl CallRow {
             signing_secret: self.signing_secret,
             version: self.version,
             api: self.api,
-        })
+        }
     }
 }
 
@@ -101,30 +113,20 @@ macro_rules! job_columns {
     };
 }
 
-/// A whole job row.
+/// A whole job row: its call columns and the rest.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
     pub id: Uuid,
     pub name: Option<String>,
     pub schedule: String,
     pub timezone: String,
-    pub api: String,
-    pub method: String,
-    pub headers: Option<String>,
-    pub body: Option<String>,
-    pub timeout_ms: Option<i64>,
-    pub delivery: String,
     pub misfire_policy: String,
-    pub retry_max_attempts: Option<i32>,
-    pub retry_backoff_ms: Option<i64>,
-    pub retry_max_backoff_ms: Option<i64>,
-    pub concurrency_policy: String,
     pub enabled: bool,
-    pub signing_secret: Option<String>,
     pub next_fire_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    pub call: CallRow,
 }
 
 /// A stored job as the API shows it.
@@ -155,28 +157,22 @@ impl TryFrom<JobRow> for JobRecord {
         };
         let schedule = Schedule::parse_in(&r.schedule, &r.timezone)
             .map_err(|e| broken("schedule", e.to_string()))?;
-        let api = TargetUrl::parse(&r.api).map_err(|e| broken("api", e))?;
+        let call = r.call.into_parts();
+        let api = TargetUrl::parse(&call.api).map_err(|e| broken("api", e))?;
         let spec = JobSpec {
-            name: r.name.clone(),
+            name: r.name,
             schedule,
             api,
-            method: r.method.parse().map_err(|e| broken("method", e))?,
-            headers: headers_of(r.headers.as_deref()),
-            body: r.body.clone(),
-            timeout_ms: r.timeout_ms.map(|v| v.max(1) as u64),
-            delivery: r.delivery.parse().map_err(|e| broken("type", e))?,
+            method: call.method,
+            headers: call.headers,
+            body: call.body,
+            timeout_ms: call.timeout_ms,
+            delivery: call.delivery,
             misfire: r.misfire_policy.parse().unwrap_or(MisfirePolicy::One),
-            retry: retry_of(
-                r.retry_max_attempts,
-                r.retry_backoff_ms,
-                r.retry_max_backoff_ms,
-            ),
-            concurrency: r
-                .concurrency_policy
-                .parse()
-                .unwrap_or(ConcurrencyPolicy::Allow),
+            retry: call.retry,
+            concurrency: call.concurrency,
             enabled: r.enabled,
-            signing_secret: r.signing_secret.clone(),
+            signing_secret: call.signing_secret,
         };
         Ok(JobRecord {
             id: r.id,
@@ -184,7 +180,7 @@ impl TryFrom<JobRow> for JobRecord {
             next_fire_at: r.next_fire_at.map(from_ms),
             created_at: from_ms(r.created_at),
             updated_at: from_ms(r.updated_at),
-            version: r.version,
+            version: call.version,
         })
     }
 }

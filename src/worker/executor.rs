@@ -221,18 +221,7 @@ impl Executor {
         };
         let mut headers = HeaderMap::with_capacity(6 + call.headers.len());
         if body.is_some() {
-            let json = call
-                .body
-                .as_deref()
-                .is_none_or(|b| serde_json::from_str::<serde::de::IgnoredAny>(b).is_ok());
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(if json {
-                    "application/json"
-                } else {
-                    "text/plain; charset=utf-8"
-                }),
-            );
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(call.content_type));
         }
         for (name, value) in &call.headers {
             if let (Ok(n), Ok(v)) = (
