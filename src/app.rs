@@ -6,18 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::gate::Gate;
+use crate::jobs::Service;
+use crate::lease::{Lease, LeaseKeeper};
 use crate::retention::Pruner;
 use crate::scheduler::claimer::Claimer;
-use crate::scheduler::gate::Gate;
-use crate::scheduler::lease::{Lease, LeaseKeeper};
 use crate::scheduler::timer::Timer;
-use crate::store::group::JobWriter;
 use crate::store::{self, ClaimParams, DynStore, StoreError};
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
@@ -77,25 +78,27 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let running = self.start().await?;
+        shutdown.await;
+        running.stop().await;
+        Ok(())
+    }
+
+    /// Starts every part: the lease keeper, the workers and the outcome writer, the claimer
+    /// and timer, the change poll, the pruner and the HTTP server.
+    async fn start(self) -> anyhow::Result<Running> {
         let Application {
             config,
             store,
             listener,
             clock,
         } = self;
-        let stats = Arc::new(WorkerStats::default());
-        let queue = Arc::new(Queue::new(stats.clone()));
-        let lease = Arc::new(Lease::new(config.lease, clock.clone()));
-        let (timer_tx, timer_rx) = unbounded_channel();
-        let (outcome_tx, outcome_rx) = unbounded_channel();
-
         let stop = CancellationToken::new();
         let lease_stop = CancellationToken::new();
-
+        let lease = Arc::new(Lease::new(config.lease, clock.clone()));
         let keeper = LeaseKeeper {
             store: store.clone(),
             lease: lease.clone(),
-            timer: timer_tx.clone(),
             clock: clock.clone(),
             started: clock.now(),
             draining: stop.clone(),
@@ -103,88 +106,42 @@ impl Application {
         if let Err(e) = keeper.run_once().await {
             tracing::warn!(error = %e, "first heartbeat failed; the node starts once the database answers");
         }
-        let (node, _) = lease.node();
-        tracing::info!(node = %node, "node registered");
-        let keeper_task = tokio::spawn(keeper.run(lease_stop.clone()));
-
-        let timer_task = tokio::spawn(
-            Timer {
-                incoming: timer_rx,
-                queue: queue.clone(),
-                clock: clock.clone(),
-            }
-            .run(stop.clone()),
-        );
-        let claimer_task = tokio::spawn(
-            Claimer {
-                store: store.clone(),
-                lease: lease.clone(),
-                timer: timer_tx.clone(),
-                params: ClaimParams {
-                    lookahead: chrono::Duration::from_std(config.lookahead)?,
-                    misfire_threshold: chrono::Duration::from_std(config.misfire_threshold)?,
-                    max_catchup: config.misfire_max_catchup,
-                    batch: CLAIM_BATCH,
-                },
-                interval: config.claim_interval,
-                clock: clock.clone(),
-            }
-            .run(stop.clone()),
-        );
-        let pruner_task = tokio::spawn(
+        tracing::info!(node = %lease.node().0, "node registered");
+        let mut tasks = vec![tokio::spawn(keeper.run(lease_stop.clone()))];
+        let parts = Parts {
+            config: &config,
+            store: &store,
+            lease: &lease,
+            clock: &clock,
+            stop: &stop,
+        };
+        // Downstream first: each part is built with the handle of the next.
+        let workers = parts.start_workers();
+        let wake = Arc::new(Notify::new());
+        tasks.extend(parts.start_scheduler(workers.queue.clone(), wake.clone())?);
+        tasks.push(tokio::spawn(workers.gate.clone().watch(
+            store.clone(),
+            clock.clone(),
+            config.claim_interval,
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(
             Pruner {
                 store: store.clone(),
                 retention: config.retention,
                 clock: clock.clone(),
             }
             .run(stop.clone()),
-        );
-        let gate = Arc::new(Gate::default());
-        let gate_task = tokio::spawn(gate.clone().watch(
-            store.clone(),
-            clock.clone(),
-            config.claim_interval,
-            stop.clone(),
         ));
-        let executor = Arc::new(Executor {
-            client: Executor::client(&config.target_policy),
-            timeout: config.call_timeout,
-            retry: config.retry,
-            store: store.clone(),
-            lease: lease.clone(),
-            outcomes: outcome_tx,
-            timer: timer_tx.clone(),
-            stats: stats.clone(),
-            clock: clock.clone(),
-            gate: gate.clone(),
-            signing_secret: config.signing_secret.clone(),
-            policy: config.target_policy.clone(),
-        });
-        let writer_task = tokio::spawn(
-            OutcomeWriter {
-                incoming: outcome_rx,
-                store: store.clone(),
-                lease: lease.clone(),
-                timer: timer_tx.clone(),
-            }
-            .run(),
-        );
-        let workers = WorkerPool::start(
-            config.worker_concurrency,
-            queue.clone(),
-            executor,
-            stop.clone(),
-        );
-
         let app = api::router(AppState {
-            store: store.clone(),
-            jobs: JobWriter::spawn(store.clone()),
-            stats: stats.clone(),
-            clock: clock.clone(),
-            gate,
-            change_poll: config.claim_interval,
-            timer: timer_tx,
-            lease: lease.clone(),
+            jobs: Service::new(
+                store.clone(),
+                workers.gate,
+                wake,
+                config.claim_interval,
+                workers.stats,
+                clock,
+            ),
             token: config.api_token.as_deref().map(Arc::from),
         });
         let addr = listener.local_addr()?;
@@ -195,24 +152,163 @@ impl Application {
                 .with_graceful_shutdown(async move { server_stop.cancelled().await })
                 .await
         });
+        Ok(Running {
+            stop,
+            lease_stop,
+            tasks,
+            workers: workers.pool,
+            writer: workers.writer,
+            server,
+            lease,
+            store,
+            grace: config.shutdown_grace,
+        })
+    }
+}
 
-        shutdown.await;
+/// What every part is built from.
+struct Parts<'a> {
+    /// Settings.
+    config: &'a Config,
+    /// The store.
+    store: &'a DynStore,
+    /// This node's lease.
+    lease: &'a Arc<Lease>,
+    /// The wall clock.
+    clock: &'a Arc<dyn Clock>,
+    /// Cancelled at shutdown.
+    stop: &'a CancellationToken,
+}
+
+/// The started worker side.
+struct Workers {
+    /// Where the timer puts due fires.
+    queue: Arc<Queue>,
+    /// Consulted before each call; changes are applied to it by the API and the poll.
+    gate: Arc<Gate>,
+    /// Queue sizes, for health.
+    stats: Arc<WorkerStats>,
+    /// The workers.
+    pool: WorkerPool,
+    /// The outcome writer.
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Parts<'_> {
+    /// The queue, the workers with their executor, and the outcome writer.
+    fn start_workers(&self) -> Workers {
+        let stats = Arc::new(WorkerStats::default());
+        let queue = Arc::new(Queue::new(stats.clone()));
+        let gate = Arc::new(Gate::default());
+        let (reports, incoming) = unbounded_channel();
+        let writer = tokio::spawn(
+            OutcomeWriter {
+                incoming,
+                store: self.store.clone(),
+                lease: self.lease.clone(),
+            }
+            .run(),
+        );
+        let executor = Arc::new(Executor {
+            client: Executor::client(&self.config.target_policy),
+            timeout: self.config.call_timeout,
+            retry: self.config.retry,
+            store: self.store.clone(),
+            lease: self.lease.clone(),
+            reports,
+            stats: stats.clone(),
+            clock: self.clock.clone(),
+            gate: gate.clone(),
+            signing_secret: self.config.signing_secret.clone(),
+            policy: self.config.target_policy.clone(),
+        });
+        let pool = WorkerPool::start(
+            self.config.worker_concurrency,
+            queue.clone(),
+            executor,
+            self.stop.clone(),
+        );
+        Workers {
+            queue,
+            gate,
+            stats,
+            pool,
+            writer,
+        }
+    }
+
+    /// The timer, feeding `queue`, and the claimer, feeding the timer; `wake` wakes the
+    /// claimer early.
+    fn start_scheduler(
+        &self,
+        queue: Arc<Queue>,
+        wake: Arc<Notify>,
+    ) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
+        let (timer, incoming) = unbounded_channel();
+        let timer_task = tokio::spawn(
+            Timer {
+                incoming,
+                queue,
+                clock: self.clock.clone(),
+            }
+            .run(self.stop.clone()),
+        );
+        let claimer = Claimer {
+            store: self.store.clone(),
+            lease: self.lease.clone(),
+            timer,
+            params: ClaimParams {
+                lookahead: chrono::Duration::from_std(self.config.lookahead)?,
+                misfire_threshold: chrono::Duration::from_std(self.config.misfire_threshold)?,
+                max_catchup: self.config.misfire_max_catchup,
+                batch: CLAIM_BATCH,
+            },
+            interval: self.config.claim_interval,
+            clock: self.clock.clone(),
+            wake,
+        };
+        Ok([timer_task, tokio::spawn(claimer.run(self.stop.clone()))])
+    }
+}
+
+/// A started service, until it is stopped.
+struct Running {
+    /// Stops claiming, the timer, the workers, the polls and the HTTP server.
+    stop: CancellationToken,
+    /// Stops the heartbeat: cancelled last, once every outcome is stored.
+    lease_stop: CancellationToken,
+    /// The background loops (lease keeper, timer, claimer, change poll, pruner).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The workers making calls.
+    workers: WorkerPool,
+    /// The outcome writer: ends once every worker is gone and all is stored.
+    writer: tokio::task::JoinHandle<()>,
+    /// The HTTP server.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// This node's identities, handed back at the end.
+    lease: Arc<Lease>,
+    /// The store.
+    store: DynStore,
+    /// How long calls in flight may take to finish.
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops claiming, lets calls in flight finish within the grace period, stores their
+    /// outcomes and hands back what was claimed but not started.
+    async fn stop(self) {
         tracing::info!("shutting down: no more claims; letting calls in flight finish");
-        stop.cancel();
-        let _ = claimer_task.await;
-        let _ = gate_task.await;
-        let _ = pruner_task.await;
-        let _ = timer_task.await;
-        let abandoned = workers.drain(config.shutdown_grace).await;
+        self.stop.cancel();
+        let abandoned = self.workers.drain(self.grace).await;
         if abandoned > 0 {
             tracing::warn!(
                 abandoned,
                 "calls still running after the grace period were abandoned; their fires are recovered"
             );
         }
-        // The workers are gone, and with them the executor's outcome sender: the writer
+        // The workers are gone, and with them the executor's report sender: the writer
         // stores what is left and ends.
-        if tokio::time::timeout(FLUSH_TIMEOUT, writer_task)
+        if tokio::time::timeout(FLUSH_TIMEOUT, self.writer)
             .await
             .is_err()
         {
@@ -221,30 +317,36 @@ impl Application {
             );
         }
         // No more heartbeats from here: a late one would bring the node record back.
-        lease_stop.cancel();
-        let _ = keeper_task.await;
-        for node in lease.all_ids() {
-            match bounded(store.release_claimed(&node)).await {
-                Ok(n) => {
-                    tracing::info!(node = %node, released = n, "handed back fires claimed but not started")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not hand back claimed fires; they are recovered after the lease")
-                }
-            }
-            if let Err(e) = bounded(store.remove_node(&node)).await {
-                tracing::warn!(error = %e, "could not remove the node record");
-            }
+        self.lease_stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
         }
-        match tokio::time::timeout(STORE_TIMEOUT, server).await {
+        for node in self.lease.all_ids() {
+            hand_back(&self.store, &node).await;
+        }
+        match tokio::time::timeout(STORE_TIMEOUT, self.server).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
             Err(_) => tracing::warn!("HTTP connections still open at exit were dropped"),
         }
-        let _ = tokio::time::timeout(STORE_TIMEOUT, store.close()).await;
+        let _ = tokio::time::timeout(STORE_TIMEOUT, self.store.close()).await;
         tracing::info!("stopped");
-        Ok(())
+    }
+}
+
+/// Hands back the fires `node` claimed but did not start, and forgets the node.
+async fn hand_back(store: &DynStore, node: &str) {
+    match bounded(store.release_claimed(node)).await {
+        Ok(n) => {
+            tracing::info!(node = %node, released = n, "handed back fires claimed but not started")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand back claimed fires; they are recovered after the lease")
+        }
+    }
+    if let Err(e) = bounded(store.remove_node(node)).await {
+        tracing::warn!(error = %e, "could not remove the node record");
     }
 }
 

@@ -51,7 +51,7 @@ conformance!(
     case_claim_batch_and_horizon,
     case_misfire_policies,
     case_recent_executions,
-    case_retry_is_claimed_by_the_recording_node,
+    case_retry_waits_for_any_claimer_within_the_window,
     case_heartbeat_recover_release,
     case_mark_started_at_most_once,
     case_unique_fire_identity_under_concurrency,
@@ -59,11 +59,12 @@ conformance!(
     case_job_records_list_by_state_and_cursor,
     case_update_withdraws_claimed_fires_and_bumps_the_version,
     case_delete_leaves_a_marker_and_no_history,
-    case_trigger_claims_a_manual_attempt,
+    case_trigger_stores_a_waiting_manual_attempt,
     case_executions_page_by_cursor_and_detail,
     case_exclusive_start_skips_overlaps_and_recovers,
     case_new_york_job_fires_at_the_right_utc_instants_across_dst,
     case_pruning_keeps_the_newest_k_per_job,
+    case_postpone_hands_an_unstarted_attempt_back,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -164,11 +165,22 @@ async fn recover(
     node: &str,
     live_since: DateTime<Utc>,
     now: DateTime<Utc>,
-    limit: u32,
 ) -> Recovered {
-    s.recover(node, live_since, now, limit)
-        .await
-        .expect("recover")
+    s.recover(node, live_since, now).await.expect("recover")
+}
+
+/// What a recovery sweep did: `released` attempts handed back, `unknown` recorded so.
+fn swept(released: u64, unknown: u64) -> Recovered {
+    Recovered { released, unknown }
+}
+
+/// The fires among `got` with the execution ids of `want`.
+fn only(got: &[Fire], want: &[&Fire]) -> Vec<Fire> {
+    let ids: HashSet<Uuid> = want.iter().map(|f| f.execution_id).collect();
+    got.iter()
+        .filter(|f| ids.contains(&f.execution_id))
+        .cloned()
+        .collect()
 }
 
 /// The scheduled instants of `job`'s fires, sorted.
@@ -565,8 +577,8 @@ async fn case_recent_executions(kind: Db) {
         ),
     ];
     // Two transactions: the history does not depend on how outcomes were batched.
-    s.record_outcomes("node-a", &recorded[..1]).await.unwrap();
-    s.record_outcomes("node-a", &recorded[1..]).await.unwrap();
+    s.record_outcomes(&recorded[..1]).await.unwrap();
+    s.record_outcomes(&recorded[1..]).await.unwrap();
 
     let view = |o: &Outcome| ExecutionView {
         id: o.execution_id,
@@ -592,7 +604,7 @@ async fn case_recent_executions(kind: Db) {
 
     // Newest by executed_at, not by scheduled instant.
     let late = success(&fires[4], ms(500));
-    s.record_outcomes("node-a", std::slice::from_ref(&late))
+    s.record_outcomes(std::slice::from_ref(&late))
         .await
         .unwrap();
     let got = s.executions_page(job.id, None, 10).await.unwrap();
@@ -617,18 +629,18 @@ async fn case_recent_executions(kind: Db) {
     );
 }
 
-/// Case 7: A retry written with an outcome is a claimed attempt owned by the recording node.
-async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
+/// Case 7: A retry written with an outcome waits in the store, held by no node, until it is
+/// due within some node's look-ahead window; then exactly one claimer takes it.
+async fn case_retry_waits_for_any_claimer_within_the_window(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
-    let mut job = new_job("* * * * * *");
+    let mut job = new_job("0 0 10 * * *");
     job.spec.retry = RetryOverride {
         max_attempts: Some(3),
         backoff_ms: Some(2500),
         max_backoff_ms: Some(60_000),
     };
     insert(s, &job, Some(secs(0))).await;
-    s.heartbeat("node-a", secs(0)).await.unwrap();
     let clock = TestClock::at(secs(0));
     let fires = claim(s, "node-a", &params(Duration::zero()), &clock).await;
     assert_eq!(fires.len(), 1);
@@ -650,7 +662,7 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
     );
     failed.retry = Some(retry.clone());
     let stored = s
-        .record_outcomes("node-a", std::slice::from_ref(&failed))
+        .record_outcomes(std::slice::from_ref(&failed))
         .await
         .unwrap();
     assert_eq!(
@@ -667,7 +679,7 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
         ..retry.clone()
     });
     let stored = s
-        .record_outcomes("node-a", std::slice::from_ref(&again))
+        .record_outcomes(std::slice::from_ref(&again))
         .await
         .unwrap();
     assert!(
@@ -675,41 +687,51 @@ async fn case_retry_is_claimed_by_the_recording_node(kind: Db) {
         "a duplicate attempt is not reported stored: {stored:?}"
     );
 
-    // The failed attempt is history; the retry is not (it has not run).
+    // The failed attempt is history; the retry is not (it has not run), and no node holds it.
     let history = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].id, first.execution_id);
     assert_eq!(history[0].status_code, Some(503));
     assert!(!history[0].success);
+    let waiting = s
+        .execution(job.id, retry.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((waiting.state.as_str(), waiting.node), ("claimed", None));
 
-    // node-a is alive: the retry is its own.
-    let r = recover(s, "node-b", secs(0), secs(1), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
-    assert_eq!(r.unknown, 0);
-    // node-a recovering finds nothing either: it does not take its own fires.
-    let r = recover(s, "node-a", secs(1), secs(1), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    // Due beyond the window (now + 2 s = 2.000 < 2.520): no node takes it yet.
+    let p = params(Duration::seconds(2));
+    clock.set(secs(0));
+    assert!(claim(s, "node-b", &p, &clock).await.is_empty());
+    clock.set(ms(519));
+    assert!(claim(s, "node-b", &p, &clock).await.is_empty());
+    // Due within it: whichever node claims first takes it, as it was stored.
+    clock.set(ms(520));
+    let got = claim(s, "node-b", &p, &clock).await;
+    assert_same_fires(&got, &[&retry]);
+    assert_eq!(got[0].attempt, 2);
+    assert_eq!(got[0].due_at, ms(2520));
+    assert_eq!(got[0].scheduled_at, secs(0));
+    let held = s
+        .execution(job.id, retry.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.node.as_deref(), Some("node-b"));
 
-    // node-a dead (heard from at t0, live since t0 + 1 s): node-b takes the retry over.
-    let r = recover(s, "node-b", secs(1), secs(2), 100).await;
-    assert_eq!(r.unknown, 0);
-    assert_same_fires(&r.fires, &[&retry]);
-    assert_eq!(r.fires[0].attempt, 2);
-    assert_eq!(r.fires[0].due_at, ms(2520));
-    assert_eq!(r.fires[0].scheduled_at, secs(0));
-
-    // Taken once: node-b, alive, keeps it.
-    s.heartbeat("node-b", secs(2)).await.unwrap();
-    let r = recover(s, "node-c", secs(1), secs(2), 100).await;
-    assert!(r.fires.is_empty(), "taken once only: {:?}", r.fires);
+    // Taken once.
+    clock.set(secs(2));
+    assert!(claim(s, "node-c", &p, &clock).await.is_empty());
 }
 
-/// Case 8: Liveness by heartbeat, recovery of dead nodes' claimed fires, remove_node and
-/// release_claimed.
+/// Case 8: Liveness by heartbeat; a dead node's claimed fires are handed back to wait for
+/// any claimer; remove_node and release_claimed.
 async fn case_heartbeat_recover_release(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
-    let job = new_job("* * * * * *");
+    // Three instants a day: the claims below see only the fires handed back.
+    let job = new_job("0-2 0 10 * * *");
     insert(s, &job, Some(secs(0))).await;
     s.heartbeat("node-a", secs(-10)).await.unwrap();
     s.heartbeat("node-a", secs(0)).await.unwrap();
@@ -718,72 +740,69 @@ async fn case_heartbeat_recover_release(kind: Db) {
     let mut fires = claim(s, "node-a", &p, &clock).await;
     fires.sort_by_key(|f| f.scheduled_at);
     assert_eq!(fires.len(), 3);
-    s.record_outcomes("node-a", &[success(&fires[0], ms(5))])
+    s.record_outcomes(&[success(&fires[0], ms(5))])
         .await
         .unwrap();
 
     // node-a heard from at t0: alive for any live_since up to t0 inclusive.
     for live_since in [secs(-1), secs(0)] {
-        let r = recover(s, "node-b", live_since, secs(1), 100).await;
-        assert!(r.fires.is_empty(), "live since {live_since}: {:?}", r.fires);
-        assert_eq!(r.unknown, 0);
+        let r = recover(s, "node-b", live_since, secs(1)).await;
+        assert_eq!(r, swept(0, 0), "live since {live_since}");
     }
+    clock.set(secs(1));
+    assert!(
+        claim(s, "node-b", &p, &clock).await.is_empty(),
+        "still node-a's"
+    );
 
-    // node-a dead: node-b takes exactly its claimed, unrecorded fires.
-    let r = recover(s, "node-b", ms(1), secs(30), 100).await;
-    assert_eq!(r.unknown, 0);
-    assert_same_fires(&r.fires, &[&fires[1], &fires[2]]);
-    assert!(!ids(&r.fires).contains(&fires[0].execution_id));
+    // node-a dead: exactly its claimed, unrecorded fires are handed back, once.
+    assert_eq!(recover(s, "node-b", ms(1), secs(30)).await, swept(2, 0));
+    assert_eq!(recover(s, "node-b", ms(1), secs(30)).await, swept(0, 0));
+    // They wait for any claimer, which takes them as they were claimed.
+    clock.set(secs(30));
+    let taken = claim(s, "node-b", &p, &clock).await;
+    assert_same_fires(&taken, &[&fires[1], &fires[2]]);
+    assert!(
+        claim(s, "node-c", &p, &clock).await.is_empty(),
+        "taken once"
+    );
 
-    // Nothing more, whoever asks, while node-b lives.
-    let r = recover(s, "node-b", ms(1), secs(30), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    // node-b alive: nothing of its is handed back.
     s.heartbeat("node-b", secs(30)).await.unwrap();
-    let r = recover(s, "node-c", secs(20), secs(31), 100).await;
-    assert!(r.fires.is_empty(), "node-b is alive: {:?}", r.fires);
-
-    // A removed node is not alive, whatever its last heartbeat: node-c takes over, by due
-    // time and within the limit.
+    assert_eq!(recover(s, "node-c", secs(20), secs(31)).await, swept(0, 0));
+    // A removed node is not alive, whatever its last heartbeat.
     s.remove_node("node-b").await.unwrap();
-    let r = recover(s, "node-c", secs(20), secs(32), 1).await;
-    assert_same_fires(&r.fires, &[&fires[1]]);
-    let r = recover(s, "node-c", secs(20), secs(32), 100).await;
-    assert_same_fires(&r.fires, &[&fires[2]]);
-    let r = recover(s, "node-d", secs(20), secs(32), 100).await;
-    assert_eq!(r.fires.len(), 2, "node-c never heartbeat, so it is dead");
-    assert_same_fires(&r.fires, &[&fires[1], &fires[2]]);
+    assert_eq!(recover(s, "node-c", secs(20), secs(32)).await, swept(2, 0));
+    clock.set(secs(32));
+    let taken = claim(s, "node-d", &p, &clock).await;
+    assert_same_fires(&taken, &[&fires[1], &fires[2]]);
 
-    // Recorded fires are never recovered.
-    s.record_outcomes(
-        "node-d",
-        &[success(&fires[1], secs(33)), success(&fires[2], secs(33))],
-    )
-    .await
-    .unwrap();
-    let r = recover(s, "node-e", secs(100), secs(100), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
-    assert_eq!(r.unknown, 0);
+    // Recorded fires are never handed back.
+    s.record_outcomes(&[success(&fires[1], secs(33)), success(&fires[2], secs(33))])
+        .await
+        .unwrap();
+    assert_eq!(
+        recover(s, "node-e", secs(100), secs(100)).await,
+        swept(0, 0)
+    );
 
-    // Release: node-a (alive again) hands its claimed fires back.
+    // Release: node-a (alive again) hands its claimed fires back at shutdown.
+    let other = new_job("* * * * * *");
+    insert(s, &other, Some(secs(40))).await;
     s.heartbeat("node-a", secs(40)).await.unwrap();
     clock.set(secs(40));
     let claimed = claim(s, "node-a", &p, &clock).await;
-    assert!(!claimed.is_empty());
-    let r = recover(s, "node-f", secs(35), secs(40), 100).await;
-    assert!(r.fires.is_empty(), "node-a is alive: {:?}", r.fires);
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(recover(s, "node-f", secs(35), secs(40)).await, swept(0, 0));
     assert_eq!(s.release_claimed("node-x").await.unwrap(), 0);
     assert_eq!(
         s.release_claimed("node-a").await.unwrap(),
         claimed.len() as u64
     );
-    let r = recover(s, "node-f", secs(35), secs(40), 100).await;
-    let want: Vec<&Fire> = claimed.iter().collect();
-    assert_same_fires(&r.fires, &want);
     assert_eq!(s.release_claimed("node-a").await.unwrap(), 0);
-    // Released fires were taken once.
-    s.heartbeat("node-f", secs(40)).await.unwrap();
-    let r = recover(s, "node-g", secs(35), secs(40), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
+    let want: Vec<&Fire> = claimed.iter().collect();
+    let taken = claim(s, "node-f", &p, &clock).await;
+    assert_same_fires(&only(&taken, &want), &want);
 }
 
 /// Case 9: ATMOST_ONCE: started once, by its owner only; a dead owner's started fire becomes
@@ -841,18 +860,17 @@ async fn case_mark_started_at_most_once(kind: Db) {
     );
 
     // node-a alive: nothing happens.
-    let r = recover(s, "node-b", secs(0), secs(1), 100).await;
-    assert_eq!(r.unknown, 0);
-    assert!(r.fires.is_empty());
+    assert_eq!(recover(s, "node-b", secs(0), secs(1)).await, swept(0, 0));
 
-    // node-a dead.
-    let r = recover(s, "node-b", secs(1), secs(2), 100).await;
-    assert_eq!(r.unknown, 1);
+    // node-a dead: the started fire is unknown, the idle one waits for a claimer.
+    assert_eq!(recover(s, "node-b", secs(1), secs(2)).await, swept(1, 1));
+    clock.set(secs(2));
+    let taken = claim(s, "node-b", &params(Duration::zero()), &clock).await;
     assert!(
-        !ids(&r.fires).contains(&started.execution_id),
+        !ids(&taken).contains(&started.execution_id),
         "a started ATMOST_ONCE fire is never handed out again"
     );
-    assert_same_fires(&r.fires, &[idle]);
+    assert_same_fires(&only(&taken, &[idle]), &[idle]);
 
     let history = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(
@@ -872,9 +890,10 @@ async fn case_mark_started_at_most_once(kind: Db) {
             .await
             .unwrap()
     );
-    let r = recover(s, "node-c", secs(10), secs(10), 100).await;
-    assert_eq!(r.unknown, 0);
-    assert!(!ids(&r.fires).contains(&started.execution_id));
+    assert_eq!(recover(s, "node-c", secs(10), secs(10)).await.unknown, 0);
+    clock.set(secs(10));
+    let taken = claim(s, "node-c", &params(Duration::zero()), &clock).await;
+    assert!(!ids(&taken).contains(&started.execution_id));
 
     // The recovered fire is node-b's to start now, not node-a's.
     assert!(
@@ -988,23 +1007,28 @@ async fn case_times_round_trip_in_milliseconds(kind: Db) {
     };
     let mut o = outcome(&fires[0], ms(456), Some(500), 3, Verdict::Failed, Some("x"));
     o.retry = Some(retry.clone());
-    s.record_outcomes("node-a", &[o]).await.unwrap();
+    s.record_outcomes(&[o]).await.unwrap();
     let history = s.executions_page(job.id, None, 1).await.unwrap();
     assert_eq!(history[0].executed_at, ms(456));
 
-    // Heartbeats: alive at exactly the heartbeat's millisecond, dead one millisecond after.
-    s.heartbeat("node-a", ms(500)).await.unwrap();
-    let r = recover(s, "node-b", ms(500), ms(600), 100).await;
-    assert!(r.fires.is_empty(), "{:?}", r.fires);
-    let r = recover(s, "node-b", ms(501), ms(600), 100).await;
-    let retried = r
-        .fires
+    // A retry waits until its due millisecond enters the window.
+    clock.set(ms(7788));
+    let early = claim(s, "node-a", &params(Duration::zero()), &clock).await;
+    assert!(!ids(&early).contains(&retry.execution_id));
+    clock.set(ms(7789));
+    let due = claim(s, "node-a", &params(Duration::zero()), &clock).await;
+    let retried = due
         .iter()
         .find(|f| f.execution_id == retry.execution_id)
-        .expect("the retry is recovered");
+        .expect("the retry is claimed at its due millisecond");
     assert_same_fire(retried, &retry);
     assert_eq!(retried.due_at, ms(7789));
     assert_eq!(retried.scheduled_at, ms(123));
+
+    // Heartbeats: alive at exactly the heartbeat's millisecond, dead one millisecond after.
+    s.heartbeat("node-a", ms(500)).await.unwrap();
+    assert_eq!(recover(s, "node-b", ms(500), ms(600)).await.released, 0);
+    assert!(recover(s, "node-b", ms(501), ms(600)).await.released > 0);
 
     // mark_started's instant becomes the unknown outcome's executed_at.
     let mut amo = new_job("* * * * * *");
@@ -1019,7 +1043,7 @@ async fn case_times_round_trip_in_milliseconds(kind: Db) {
             .await
             .unwrap()
     );
-    let r = recover(s, "node-c", ms(30_000), ms(30_000), 100).await;
+    let r = recover(s, "node-c", ms(30_000), ms(30_000)).await;
     assert_eq!(r.unknown, 1);
     let history = s.executions_page(amo.id, None, 1).await.unwrap();
     assert_eq!(history[0].executed_at, ms(20_251));
@@ -1149,7 +1173,7 @@ async fn case_update_withdraws_claimed_fires_and_bumps_the_version(kind: Db) {
         attempt: 2,
         ..fires[0].clone()
     });
-    assert!(s.record_outcomes("node-a", &[o]).await.unwrap().is_empty());
+    assert!(s.record_outcomes(&[o]).await.unwrap().is_empty());
 
     // Stale and missing jobs.
     assert_eq!(
@@ -1200,9 +1224,7 @@ async fn case_delete_leaves_a_marker_and_no_history(kind: Db) {
     let clock = TestClock::at(secs(0));
     let fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
     let mine: Vec<&Fire> = fires.iter().filter(|f| f.job_id == job.id).collect();
-    s.record_outcomes("node-a", &[success(mine[0], ms(5))])
-        .await
-        .unwrap();
+    s.record_outcomes(&[success(mine[0], ms(5))]).await.unwrap();
     assert!(s.delete_job(job.id, secs(2)).await.unwrap());
     assert!(s.get_job(job.id).await.unwrap().is_none());
     assert!(!s.job_exists(job.id).await.unwrap());
@@ -1237,43 +1259,41 @@ async fn case_delete_leaves_a_marker_and_no_history(kind: Db) {
     );
 }
 
-/// Case 15: A manual trigger records a claimed attempt at the trigger instant, taking the
-/// next free millisecond when the instant is taken; none for a missing job.
-async fn case_trigger_claims_a_manual_attempt(kind: Db) {
+/// Case 15: A manual trigger stores an attempt at the trigger instant (the next free
+/// millisecond when the instant is taken), waiting for any claimer; none for a missing job.
+async fn case_trigger_stores_a_waiting_manual_attempt(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
     let mut job = new_job("0 0 0 1 1 *");
     job.spec.method = HttpMethod::Delete;
     insert(s, &job, None).await;
-    let a = s
-        .trigger(job.id, "node-a", ms(1234))
-        .await
-        .unwrap()
-        .unwrap();
-    let b = s
-        .trigger(job.id, "node-a", ms(1234))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (a.scheduled_at, a.due_at, a.attempt),
-        (ms(1234), ms(1234), 1)
-    );
+    let a = s.trigger(job.id, ms(1234)).await.unwrap().unwrap();
+    let b = s.trigger(job.id, ms(1234)).await.unwrap().unwrap();
+    assert_eq!(a.scheduled_at, ms(1234));
     assert_eq!(b.scheduled_at, ms(1235), "the next free millisecond");
-    assert_eq!(a.call.method, HttpMethod::Delete);
-    assert_eq!(a.call.version, 1);
     let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
     assert_eq!(d.trigger, "manual");
-    assert_eq!(d.state, "claimed");
-    assert_eq!(d.node.as_deref(), Some("node-a"));
-    assert!(
-        s.trigger(Uuid::now_v7(), "node-a", ms(1))
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!((d.state.as_str(), d.node), ("claimed", None));
+    assert_eq!((d.due_at, d.attempt), (ms(1234), 1));
+    assert!(s.trigger(Uuid::now_v7(), ms(1)).await.unwrap().is_none());
+
+    // The next claim takes both, with the job's call settings.
+    let clock = TestClock::at(ms(1234));
+    let taken = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    assert_eq!(ids(&taken), HashSet::from([a.execution_id, b.execution_id]));
+    let first = taken
+        .iter()
+        .find(|f| f.execution_id == a.execution_id)
+        .unwrap();
+    assert_eq!(
+        (first.scheduled_at, first.due_at, first.attempt),
+        (ms(1234), ms(1234), 1)
     );
+    assert_eq!(first.call.method, HttpMethod::Delete);
+    assert_eq!(first.call.version, 1);
+
     // A manual attempt's outcome is history like any other.
-    s.record_outcomes("node-a", &[success(&a, ms(1240))])
+    s.record_outcomes(&[success(first, ms(1240))])
         .await
         .unwrap();
     let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
@@ -1308,7 +1328,7 @@ async fn case_executions_page_by_cursor_and_detail(kind: Db) {
         ms(6010),
     ];
     let outcomes: Vec<Outcome> = fires.iter().zip(at).map(|(f, t)| success(f, t)).collect();
-    s.record_outcomes("node-a", &outcomes).await.unwrap();
+    s.record_outcomes(&outcomes).await.unwrap();
     let whole = s.executions_page(job.id, None, 100).await.unwrap();
     assert_eq!(whole.len(), 7);
     let mut paged = Vec::new();
@@ -1380,7 +1400,7 @@ async fn case_exclusive_start_skips_overlaps_and_recovers(kind: Db) {
     assert_eq!(history.len(), 1, "the skipped fire is history: {history:?}");
     assert_eq!((history[0].status_code, history[0].success), (None, false));
 
-    s.record_outcomes("node-a", &[success(&fires[0], ms(1))])
+    s.record_outcomes(&[success(&fires[0], ms(1))])
         .await
         .unwrap();
     assert_eq!(
@@ -1396,22 +1416,19 @@ async fn case_exclusive_start_skips_overlaps_and_recovers(kind: Db) {
         Exclusive::NotOurs
     );
 
-    // node-a dies with the attempt started: node-b calls it again, nothing is unknown.
+    // node-a dies with the attempt started: it waits to be called again, nothing is unknown.
     s.heartbeat("node-b", secs(30)).await.unwrap();
-    let got = s.recover("node-b", secs(20), secs(30), 100).await.unwrap();
-    assert_eq!(got.unknown, 0);
-    assert_eq!(got.fires.len(), 1);
-    assert_eq!(got.fires[0].execution_id, fires[2].execution_id);
+    assert_eq!(recover(s, "node-b", secs(20), secs(30)).await, swept(1, 0));
     let d = s
         .execution(job.id, fires[2].execution_id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (d.state.as_str(), d.node.as_deref()),
-        ("claimed", Some("node-b"))
-    );
+    assert_eq!((d.state.as_str(), d.node), ("claimed", None));
     assert_eq!(d.executed_at, None);
+    clock.set(secs(30));
+    let taken = claim(s, "node-b", &params(Duration::zero()), &clock).await;
+    assert_same_fires(&only(&taken, &[&fires[2]]), &[&fires[2]]);
 }
 
 /// Case 18: A job at 09:00 in America/New_York is claimed at 14:00 UTC in winter and 13:00 UTC
@@ -1472,7 +1489,7 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
         .filter(|f| f.scheduled_at < secs(9))
         .map(|f| success(f, f.scheduled_at + Duration::milliseconds(5)))
         .collect();
-    s.record_outcomes("node-a", &done).await.unwrap();
+    s.record_outcomes(&done).await.unwrap();
     // Two jobs per step, at most 2 rows per job per step, keeping 4.
     let mut cursor = None;
     let mut steps = 0;
@@ -1510,4 +1527,69 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
     for j in &jobs {
         assert_eq!(s.executions_page(j.id, None, 100).await.unwrap().len(), 2);
     }
+}
+
+/// Case 21: An attempt that could not be marked started is handed back by its node only, to
+/// wait until its new due instant; a started attempt cannot be handed back.
+async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("0-1 0 10 * * *");
+    job.spec.delivery = Delivery::AtMostOnce;
+    insert(s, &job, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let mut fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    assert_eq!(fires.len(), 2);
+    let (idle, started) = (&fires[0], &fires[1]);
+    assert!(
+        s.mark_started(started.execution_id, "node-a", ms(1))
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        !s.postpone(idle.execution_id, "node-b", secs(5))
+            .await
+            .unwrap(),
+        "not node-b's"
+    );
+    assert!(
+        !s.postpone(started.execution_id, "node-a", secs(5))
+            .await
+            .unwrap(),
+        "started"
+    );
+    assert!(
+        s.postpone(idle.execution_id, "node-a", secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.postpone(idle.execution_id, "node-a", secs(6))
+            .await
+            .unwrap(),
+        "once"
+    );
+    let d = s
+        .execution(job.id, idle.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.node, d.due_at),
+        ("claimed", None, secs(5))
+    );
+
+    let p = params(Duration::seconds(1));
+    clock.set(ms(3999));
+    assert!(
+        claim(s, "node-b", &p, &clock).await.is_empty(),
+        "not due within the window"
+    );
+    clock.set(secs(4));
+    let taken = claim(s, "node-b", &p, &clock).await;
+    assert_eq!(ids(&taken), HashSet::from([idle.execution_id]));
+    assert_eq!(taken[0].due_at, secs(5));
+    assert_eq!(taken[0].scheduled_at, idle.scheduled_at);
 }

@@ -7,9 +7,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use super::dto::{CronNext, Errors};
 use super::error::ApiError;
-use super::jobs::{query_params, rfc3339};
-use super::openapi::{CronNext, Errors};
+use super::params::{query_params, rfc3339};
 use crate::domain::schedule::Schedule;
 
 /// The routes of this resource.
@@ -24,7 +24,7 @@ const N_MAX: usize = 100;
 /// The next instants of a cron expression, as `cronhook cron` prints them.
 #[utoipa::path(get, path = "/cron/next", tag = "tools",
     params(("expr" = String, Query, min_length = 1, description = "Cron expression, 5 or 6 fields"),
-        ("tz" = Option<super::openapi::TimeZoneName>, Query,
+        ("tz" = Option<super::dto::TimeZoneName>, Query,
             description = "IANA time zone (default UTC)"),
         ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)")),
     responses((status = 200, description = "The next instants", body = CronNext), Errors))]
@@ -60,7 +60,7 @@ pub(crate) async fn next(
     let schedule = Schedule::parse_in(expr, tz)
         .map_err(|e| ApiError::field("invalid_schedule", "expr", e.to_string()))?;
     let next: Vec<String> = schedule
-        .upcoming(state.clock.now(), n)
+        .upcoming(state.jobs.now(), n)
         .into_iter()
         .map(rfc3339)
         .collect();

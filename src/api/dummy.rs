@@ -8,9 +8,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::dto::DummyReply;
 use super::error::ApiError;
 use super::json::read_limited;
-use super::openapi::DummyReply;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -21,8 +21,8 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/dummy", tag = "tools",
     request_body(content = Option<serde_json::Value>, description = "Anything, or nothing"),
     responses((status = 200, description = "What was received", body = DummyReply),
-        (status = 401, description = "No valid bearer token", body = super::openapi::Error),
-        (status = 413, description = "Over 64 KiB", body = super::openapi::Error)))]
+        (status = 401, description = "No valid bearer token", body = super::dto::Error),
+        (status = 413, description = "Over 64 KiB", body = super::dto::Error)))]
 pub(crate) async fn dummy(req: Request) -> Result<Json<Value>, ApiError> {
     let headers: HeaderMap = req.headers().clone();
     let bytes = read_limited(req).await?;

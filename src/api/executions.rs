@@ -6,14 +6,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::DateTime;
-use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
+use super::dto::{Errors, Execution, ExecutionDetail};
 use super::error::ApiError;
-use super::jobs::{limit_param, not_found, parse_job_id, query_params, rfc3339};
-use super::openapi::{Errors, Execution, ExecutionDetail};
+use super::params::{limit_param, not_found, parse_job_id, query_params};
 use crate::store::ExecutionView;
 
 /// The routes of this resource.
@@ -21,29 +19,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/jobs/{job_id}/executions", get(page))
         .route("/jobs/{job_id}/executions/{execution_id}", get(detail))
-}
-
-/// One execution, exactly the contract's fields.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionBody {
-    id: Uuid,
-    executed_at: String,
-    status_code: Option<u16>,
-    duration_ms: u64,
-    success: bool,
-}
-
-impl From<ExecutionView> for ExecutionBody {
-    fn from(e: ExecutionView) -> Self {
-        ExecutionBody {
-            id: e.id,
-            executed_at: rfc3339(e.executed_at),
-            status_code: e.status_code,
-            duration_ms: e.duration_ms,
-            success: e.success,
-        }
-    }
 }
 
 /// The contract's default page: the last 5.
@@ -73,8 +48,6 @@ fn parse_cursor(c: &str) -> Result<(DateTime<chrono::Utc>, Uuid), ApiError> {
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
-/// The body stays the contract's array; the next page's cursor is in `X-Next-Cursor` and a
-/// `Link: <...>; rel="next"` header.
 /// A job's recorded executions, newest first: the last 5 by default. The next page's cursor
 /// comes in the `X-Next-Cursor` and `Link` headers.
 #[utoipa::path(get, path = "/jobs/{jobId}/executions", tag = "executions",
@@ -95,14 +68,11 @@ pub(crate) async fn page(
     let params = query_params(query.as_deref(), &["limit", "cursor"])?;
     let limit = limit_param(&params, RECENT, PAGE_MAX)?;
     let before = params.get("cursor").map(|c| parse_cursor(c)).transpose()?;
-    let (exists, mut rows) = tokio::join!(
-        state.store.job_exists(id),
-        state.store.executions_page(id, before, limit + 1)
-    );
-    if !exists? {
-        return Err(not_found(id));
-    }
-    let rows = rows.as_mut().map_err(|e| ApiError::Store(e.clone()))?;
+    let mut rows = state
+        .jobs
+        .executions(id, before, limit + 1)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let mut headers = axum::http::HeaderMap::new();
@@ -114,7 +84,7 @@ pub(crate) async fn page(
             headers.insert(axum::http::header::LINK, l);
         }
     }
-    let body: Vec<ExecutionBody> = std::mem::take(rows).into_iter().map(Into::into).collect();
+    let body: Vec<Execution> = rows.into_iter().map(Into::into).collect();
     Ok((headers, Json(body)))
 }
 
@@ -136,23 +106,9 @@ pub(crate) async fn detail(
         )
     })?;
     let e = state
-        .store
+        .jobs
         .execution(job, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no execution {id} of job {job}")))?;
-    Ok(Json(json!({
-        "id": e.id,
-        "jobId": e.job_id,
-        "scheduledAt": rfc3339(e.scheduled_at),
-        "dueAt": rfc3339(e.due_at),
-        "attempt": e.attempt,
-        "state": e.state,
-        "trigger": e.trigger,
-        "node": e.node,
-        "executedAt": e.executed_at.map(rfc3339),
-        "statusCode": e.status_code,
-        "durationMs": e.duration_ms,
-        "success": e.success,
-        "error": e.error,
-    })))
+    Ok(Json(ExecutionDetail::from(e)))
 }

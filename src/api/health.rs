@@ -1,67 +1,50 @@
 //! `/health`: liveness of the store and the worker queue's sizes.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::SecondsFormat;
-use serde_json::json;
 
 use super::AppState;
-use super::openapi::Health;
+use super::dto::{Health, WorkerHealth};
+use super::params::rfc3339;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
-/// How long the database may take to answer a health check.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Whether the database answers, and the worker queue's sizes. Needs no token.
 #[utoipa::path(get, path = "/health", tag = "tools", security(()),
     responses((status = 200, description = "Healthy", body = Health),
         (status = 503, description = "The database does not answer", body = Health)))]
 pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await;
-    let worker = json!({
-        "queueSize": state.stats.queued.load(Ordering::Acquire),
-        "activeWorkers": state.stats.active.load(Ordering::Acquire),
-    });
-    let timestamp = state
-        .clock
-        .now()
-        .to_rfc3339_opts(SecondsFormat::Millis, true);
-    match ping {
-        Ok(Ok(())) => (
+    let health = state.jobs.health().await;
+    let worker = WorkerHealth {
+        queue_size: health.queued as u64,
+        active_workers: health.active as u64,
+    };
+    let timestamp = rfc3339(state.jobs.now());
+    let (status, body) = match health.store {
+        Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "status": "healthy", "timestamp": timestamp, "worker": worker })),
+            Health {
+                status: "healthy".into(),
+                timestamp,
+                reason: None,
+                worker,
+            },
         ),
-        Ok(Err(e)) => unhealthy(timestamp, worker, e.to_string()),
-        Err(_) => unhealthy(
-            timestamp,
-            worker,
-            format!(
-                "database did not answer within {} ms",
-                PING_TIMEOUT.as_millis()
-            ),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Health {
+                status: "unhealthy".into(),
+                timestamp,
+                reason: Some(reason),
+                worker,
+            },
         ),
-    }
-}
-
-fn unhealthy(
-    timestamp: String,
-    worker: serde_json::Value,
-    reason: String,
-) -> (StatusCode, Json<serde_json::Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(
-            json!({ "status": "unhealthy", "timestamp": timestamp, "reason": reason, "worker": worker }),
-        ),
-    )
+    };
+    (status, Json(body))
 }

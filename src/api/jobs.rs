@@ -1,28 +1,23 @@
 //! `/jobs`: create, list, read, change, pause, resume, trigger and delete jobs.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::ApiError;
-use super::executions::ExecutionBody;
-use super::json::JsonObject;
-use super::openapi::{BodyErrors, Error, Errors, Job, JobInput, JobPage, JobPatch, Triggered};
-use super::spec::{check_fields, parse_spec, render_spec};
-use crate::domain::job::{JobSpec, NewJob};
-use crate::scheduler::Held;
-use crate::store::{
-    Backend, DELETED, JobChange, JobQuery, JobRecord, JobRow, JobState, NextFire, Update,
+use super::dto::{
+    BodyErrors, Error, Errors, Execution, Job, JobInput, JobPage, JobPatch, Triggered,
 };
+use super::error::ApiError;
+use super::json::JsonObject;
+use super::params::{limit_param, not_found, parse_job_id, query_params, rfc3339};
+use super::spec::{check_fields, parse_spec, render_spec};
+use crate::jobs::ChangeError;
+use crate::store::{JobQuery, JobRecord, JobState};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -34,22 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{job_id}/trigger", post(trigger))
 }
 
-/// `201 {"jobId"}`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Created {
-    job_id: Uuid,
-}
-
 /// Default and largest page of `GET /jobs`.
 const LIST_DEFAULT: u32 = 50;
 const LIST_MAX: u32 = 500;
-/// Attempts at a change that keeps meeting concurrent changes.
-const CHANGE_ATTEMPTS: usize = 5;
-
-pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// A job as every endpoint shows it: its fields, its state and its times.
 fn job_view(job: &JobRecord) -> Map<String, Value> {
@@ -74,38 +56,24 @@ fn job_view(job: &JobRecord) -> Map<String, Value> {
 
 /// Creates a job.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = JobInput,
-    responses((status = 201, description = "Created", body = super::openapi::Created,
+    responses((status = 201, description = "Created", body = super::dto::Created,
         headers(("Location" = String, description = "The job's URL"))), Errors, BodyErrors))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = parse_spec(&body)?;
-    let now = state.clock.now();
-    let first = spec.schedule.next_after(now);
-    let job = NewJob {
-        id: Uuid::now_v7(),
-        spec,
-    };
-    let (id, schedule, api, kind) = (
-        job.id,
-        job.spec.schedule.expr().to_owned(),
-        job.spec.api.to_string(),
-        job.spec.delivery.as_str(),
+    let (schedule, api, kind) = (
+        spec.schedule.expr().to_owned(),
+        spec.api.to_string(),
+        spec.delivery.as_str(),
     );
-    state
-        .jobs
-        .insert(JobRow {
-            job,
-            first_fire: first,
-            created_at: now,
-        })
-        .await?;
+    let id = state.jobs.create(spec).await?;
     tracing::info!(job_id = %id, %schedule, %api, r#type = kind, "job created");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/jobs/{id}"))],
-        Json(Created { job_id: id }),
+        Json(super::dto::Created { job_id: id }),
     ))
 }
 
@@ -114,7 +82,7 @@ pub(crate) async fn create(
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
         ("cursor" = Option<Uuid>, Query, description = "`nextCursor` of the previous page"),
-        ("state" = Option<super::openapi::JobState>, Query, description = "Only jobs in this state"),
+        ("state" = Option<super::dto::JobState>, Query, description = "Only jobs in this state"),
     ),
     responses((status = 200, description = "A page of jobs", body = JobPage), Errors))]
 pub(crate) async fn list(
@@ -143,8 +111,8 @@ pub(crate) async fn list(
         })
         .transpose()?;
     let mut jobs = state
-        .store
-        .list_jobs(&JobQuery {
+        .jobs
+        .list(&JobQuery {
             state: job_state,
             after,
             limit: limit + 1,
@@ -168,13 +136,12 @@ pub(crate) async fn read(
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
-    let (job, last) = tokio::join!(
-        state.store.get_job(id),
-        state.store.executions_page(id, None, 1)
-    );
+    let (job, last) = tokio::join!(state.jobs.get(id), state.jobs.executions(id, None, 1));
     let job = job?.ok_or_else(|| not_found(id))?;
     let mut view = job_view(&job);
-    let last = last?.into_iter().next().map(ExecutionBody::from);
+    let last = last?
+        .and_then(|page| page.into_iter().next())
+        .map(Execution::from);
     view.insert("lastExecution".into(), json!(last));
     Ok(Json(Value::Object(view)))
 }
@@ -192,12 +159,18 @@ pub(crate) async fn change(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
     check_fields(&patch)?;
-    let job = apply_change(&state, id, |current| {
-        let mut merged = render_spec(current);
-        merged.extend(patch.clone());
-        parse_spec(&merged)
-    })
-    .await?;
+    let changed = state
+        .jobs
+        .change(id, |current| {
+            let mut merged = render_spec(current);
+            merged.extend(patch.clone());
+            parse_spec(&merged)
+        })
+        .await;
+    let job = changed.map_err(|e| match e {
+        ChangeError::Edit(e) => e,
+        other => change_error(id, other),
+    })?;
     Ok(Json(Value::Object(job_view(&job))))
 }
 
@@ -229,84 +202,22 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_job_id(job_id)?;
-    let job = apply_change(&state, id, |current| {
-        Ok(JobSpec {
-            enabled,
-            ..current.clone()
-        })
-    })
-    .await?;
+    let job = state
+        .jobs
+        .set_enabled(id, enabled)
+        .await
+        .map_err(|e| change_error(id, e))?;
     Ok(Json(Value::Object(job_view(&job))))
 }
 
-/// Reads a job, derives its new spec with `edit` and stores it if nothing changed it
-/// meanwhile (trying again if something did). An edit that changes nothing stores
-/// nothing.
-async fn apply_change(
-    state: &AppState,
-    id: Uuid,
-    edit: impl Fn(&JobSpec) -> Result<JobSpec, ApiError>,
-) -> Result<JobRecord, ApiError> {
-    for _ in 0..CHANGE_ATTEMPTS {
-        let current = state
-            .store
-            .get_job(id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let spec = edit(&current.spec)?;
-        if render_spec(&spec) == render_spec(&current.spec) {
-            return Ok(current);
+/// The answer to a change that was not made.
+fn change_error<E>(id: Uuid, e: ChangeError<E>) -> ApiError {
+    match e {
+        ChangeError::NotFound => not_found(id),
+        ChangeError::Store(e) => ApiError::Store(e),
+        ChangeError::Conflict | ChangeError::Edit(_) => {
+            ApiError::Conflict(format!("job {id} kept changing concurrently; try again"))
         }
-        let now = state.clock.now();
-        let rescheduled = spec.schedule.expr() != current.spec.schedule.expr()
-            || spec.schedule.tz_name() != current.spec.schedule.tz_name();
-        let next = if rescheduled {
-            NextFire::At(spec.schedule.next_after(now))
-        } else {
-            NextFire::Keep
-        };
-        match state
-            .store
-            .update_job(id, current.version, &spec, next, now)
-            .await?
-        {
-            Update::Applied {
-                version,
-                next_fire_at,
-            } => {
-                settle_change(
-                    state,
-                    JobChange {
-                        id,
-                        version,
-                        at: now.timestamp_millis(),
-                    },
-                )
-                .await;
-                tracing::info!(job_id = %id, version, "job changed");
-                return Ok(JobRecord {
-                    spec,
-                    next_fire_at,
-                    updated_at: now,
-                    version,
-                    ..current
-                });
-            }
-            Update::NotFound => return Err(not_found(id)),
-            Update::Stale => continue,
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "job {id} kept changing concurrently; try again"
-    )))
-}
-
-/// Applies a committed change to this node's gate and, on PostgreSQL, waits until every
-/// other node has polled it, so no fire it withdrew is called after the answer.
-async fn settle_change(state: &AppState, change: JobChange) {
-    state.gate.apply(change);
-    if state.store.backend() == Backend::Postgres {
-        tokio::time::sleep(state.change_poll + std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -318,20 +229,9 @@ pub(crate) async fn remove(
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
-    let now = state.clock.now();
-    if !state.store.delete_job(id, now).await? {
+    if !state.jobs.delete(id).await? {
         return Err(not_found(id));
     }
-    settle_change(
-        &state,
-        JobChange {
-            id,
-            version: DELETED,
-            at: now.timestamp_millis(),
-        },
-    )
-    .await;
-    tracing::info!(job_id = %id, "job deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,80 +243,12 @@ pub(crate) async fn trigger(
     Path(job_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
-    let (node, epoch) = state.lease.node();
-    let fire = state
-        .store
-        .trigger(id, &node, state.clock.now())
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let body = json!({
-        "executionId": fire.execution_id,
-        "scheduledAt": rfc3339(fire.scheduled_at),
-    });
-    tracing::info!(job_id = %id, execution_id = %fire.execution_id, "manual call");
-    // If this node is shutting down the fire stays claimed and is recovered from the store.
-    let _ = state.timer.send(vec![Held { fire, epoch }]);
-    Ok((StatusCode::ACCEPTED, Json(body)))
-}
-
-pub(super) fn not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("no job {id}"))
-}
-
-/// Parses a job id from a path segment.
-pub fn parse_job_id(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s).map_err(|_| {
-        ApiError::field(
-            "invalid_id",
-            "jobId",
-            format!("{s:?} is not a job id (a UUID)"),
-        )
-    })
-}
-
-/// A query string's parameters, refusing any not in `allowed` and any given twice.
-pub(super) fn query_params(
-    query: Option<&str>,
-    allowed: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::field(
-                "unknown_parameter",
-                k.to_string(),
-                format!(
-                    "unknown query parameter {k:?}; the parameters are {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        if out.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(ApiError::field(
-                "repeated_parameter",
-                k.to_string(),
-                format!("query parameter {k:?} is given more than once"),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// The `limit` parameter: 1 to `max`, `default` when absent.
-pub(super) fn limit_param(
-    params: &HashMap<String, String>,
-    default: u32,
-    max: u32,
-) -> Result<u32, ApiError> {
-    match params.get("limit") {
-        None => Ok(default),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::field(
-                "invalid_limit",
-                "limit",
-                format!("limit must be a whole number from 1 to {max}"),
-            )),
-        },
-    }
+    let triggered = state.jobs.trigger(id).await?.ok_or_else(|| not_found(id))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Triggered {
+            execution_id: triggered.execution_id,
+            scheduled_at: rfc3339(triggered.scheduled_at),
+        }),
+    ))
 }

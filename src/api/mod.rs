@@ -1,9 +1,10 @@
 //! The HTTP API: the seed's contract (`/jobs`, `/jobs/{id}/executions`, `/health`, `/dummy`)
 //! and the job-management endpoints around it. Handlers turn input into domain types and
-//! call the store; no SQL here.
+//! call the application layer ([`crate::jobs::Service`]); no SQL here, and no scheduler.
 
 pub mod auth;
 pub mod cron;
+pub mod dto;
 pub mod dummy;
 pub mod error;
 pub mod executions;
@@ -11,44 +12,23 @@ pub mod health;
 pub mod jobs;
 pub mod json;
 pub mod openapi;
+pub mod params;
 pub mod spec;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tokio::sync::mpsc::UnboundedSender;
 use tower_http::trace::TraceLayer;
 
-use crate::clock::Clock;
-use crate::scheduler::Held;
-use crate::scheduler::gate::Gate;
-use crate::scheduler::lease::Lease;
-use crate::store::DynStore;
-use crate::store::group::JobWriter;
-use crate::worker::WorkerStats;
+use crate::jobs::Service;
 use error::ApiError;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
-    pub store: DynStore,
-    /// New jobs, group-committed.
-    pub jobs: JobWriter,
-    /// Worker queue sizes for `/health`.
-    pub stats: Arc<WorkerStats>,
-    /// The wall clock.
-    pub clock: Arc<dyn Clock>,
-    /// Where job changes are applied on this node.
-    pub gate: Arc<Gate>,
-    /// How often nodes poll for changes: a change waits this long on PostgreSQL.
-    pub change_poll: Duration,
-    /// This node's timer, for manual calls.
-    pub timer: UnboundedSender<Vec<Held>>,
-    /// This node's identity, for manual calls.
-    pub lease: Arc<Lease>,
+    /// What can be done with jobs.
+    pub jobs: Service,
     /// The bearer token every endpoint but `/health` requires, when set.
     pub token: Option<Arc<str>>,
 }

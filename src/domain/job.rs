@@ -269,7 +269,7 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
 }
 
 /// Everything a user sets on a job: the seed's three fields and the optional rest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
     /// A label for people; not unique.
     pub name: Option<String>,

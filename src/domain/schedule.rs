@@ -137,6 +137,15 @@ fn describe(e: croner::errors::CronError, expr: &str) -> String {
     }
 }
 
+/// Two schedules are the same when they read the same expression in the same zone.
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expr == other.expr && self.tz == other.tz
+    }
+}
+
+impl Eq for Schedule {}
+
 impl fmt::Debug for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Schedule({:?} in {})", self.expr, self.tz.name())

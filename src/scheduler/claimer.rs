@@ -1,16 +1,20 @@
-//! The claimer: moves due fires out of the store into the timer, in batches.
+//! The claimer: moves attempts due within the look-ahead window out of the store into the
+//! timer, in batches: the new fires of due jobs, and the attempts waiting in the store
+//! (retries, manual calls, fires handed back by a stopped node or a failed start). It is the
+//! only way into the timer, so the timer never holds a fire due beyond the window.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::Held;
-use super::lease::Lease;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
+use crate::lease::Lease;
 use crate::store::{ClaimParams, DynStore, StoreError};
+use crate::worker::Held;
 
 /// The claim loop's parts.
 pub struct Claimer {
@@ -26,13 +30,16 @@ pub struct Claimer {
     pub interval: Duration,
     /// The wall clock, read inside each claim.
     pub clock: Arc<dyn Clock>,
+    /// Wakes the claimer before its interval ends: something was stored that is due now.
+    pub wake: Arc<Notify>,
 }
 
 impl Claimer {
-    /// One claim transaction; returns how many due jobs it advanced.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
+    /// One claim transaction; returns whether it took a whole batch (of due jobs or of
+    /// waiting attempts), so more may be due at once.
+    pub async fn run_once(&self) -> Result<bool, StoreError> {
         if !self.lease.fresh() {
-            return Ok(0);
+            return Ok(false);
         }
         let (node, epoch) = self.lease.node();
         let claimed = self
@@ -47,16 +54,17 @@ impl Claimer {
                 .collect();
             let _ = self.timer.send(held);
         }
-        Ok(claimed.jobs)
+        let batch = self.params.batch as usize;
+        Ok(claimed.jobs >= batch || claimed.waiting >= batch)
     }
 
-    /// Claims until `stop`; keeps claiming at once while whole batches of jobs come back.
+    /// Claims until `stop`; keeps claiming at once while whole batches come back.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.interval, Duration::from_secs(5));
         loop {
             let wait = match self.run_once().await {
-                Ok(n) if n >= self.params.batch as usize => Duration::ZERO,
-                Ok(_) => {
+                Ok(true) => Duration::ZERO,
+                Ok(false) => {
                     backoff.reset();
                     self.interval
                 }
@@ -68,6 +76,7 @@ impl Claimer {
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }

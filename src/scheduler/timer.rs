@@ -9,9 +9,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::Held;
 use crate::clock::Clock;
-use crate::worker::Queue;
+use crate::worker::{Held, Queue};
 
 /// A held fire ordered by due instant, then arrival.
 struct Entry {
@@ -42,7 +41,7 @@ const MAX_SLEEP: Duration = Duration::from_millis(500);
 
 /// The timer's parts.
 pub struct Timer {
-    /// Claimed, recovered and retry fires arrive here.
+    /// Claimed fires arrive here, from the claimer only.
     pub incoming: UnboundedReceiver<Vec<Held>>,
     /// Where due fires go.
     pub queue: Arc<Queue>,

@@ -219,19 +219,32 @@ pub struct ClaimParams {
 /// What one claim transaction did.
 #[derive(Debug, Default)]
 pub struct Claimed {
-    /// New first attempts, recorded as claimed by the node.
+    /// Attempts now claimed by the node: new first attempts of due jobs, and waiting
+    /// attempts (retries, manual calls, fires handed back) due within the window.
     pub fires: Vec<Fire>,
     /// Due jobs read and advanced (some may produce no fire, e.g. skipped misfires).
     pub jobs: usize,
+    /// Waiting attempts taken.
+    pub waiting: usize,
 }
 
-/// What a recovery sweep took over from dead nodes.
-#[derive(Debug, Default)]
+/// What a recovery sweep did with dead nodes' attempts.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Claimed fires that never started, now owned by the sweeping node.
-    pub fires: Vec<Fire>,
+    /// Attempts that never started (or ATLEAST_ONCE ones cut off mid-call), handed back to
+    /// wait for any node's claimer.
+    pub released: u64,
     /// ATMOST_ONCE fires that had started on a dead node, now recorded as unknown.
     pub unknown: u64,
+}
+
+/// A manual call, stored to wait for a claimer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Triggered {
+    /// Its execution.
+    pub execution_id: Uuid,
+    /// The instant it stands for: the trigger instant, or the next free millisecond.
+    pub scheduled_at: DateTime<Utc>,
 }
 
 /// The operations the scheduler, workers and API need from a database.
@@ -255,9 +268,10 @@ pub trait Store: CommonOps + Send + Sync + 'static {
     /// Forgets a node that stopped cleanly.
     async fn remove_node(&self, node: &str) -> Result<(), StoreError>;
 
-    /// Records the fires of due jobs within the look-ahead window as claimed by `node`, and
-    /// advances the jobs' next fire times, in one transaction. Now is read from `clock`
-    /// once the transaction holds its locks.
+    /// Records the fires of due jobs within the look-ahead window as claimed by `node`,
+    /// advances the jobs' next fire times, and takes for `node` the waiting attempts due
+    /// within the window, in one transaction. Now is read from `clock` once the transaction
+    /// holds its locks.
     async fn claim_due(
         &self,
         node: &str,
@@ -274,27 +288,32 @@ pub trait Store: CommonOps + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Writes attempts' outcomes, and the retries they schedule as claimed by `node`, in one
-    /// transaction.
+    /// Writes attempts' outcomes, and the retries they schedule (waiting, held by no node),
+    /// in one transaction.
     /// Returns the execution ids of the retries stored (a retry whose attempt already
-    /// exists, or whose job is gone, is not).
-    async fn record_outcomes(
+    /// exists, or whose job changed or is gone, is not).
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Hands an attempt `node` claimed but could not start back, to wait until `due_at`.
+    /// False when it is no longer `node`'s.
+    async fn postpone(
         &self,
+        execution: Uuid,
         node: &str,
-        outcomes: &[Outcome],
-    ) -> Result<Vec<Uuid>, StoreError>;
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Hands back every fire `node` claimed but did not start, for any node to take.
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;
 
-    /// Takes over, for `node`, claimed fires of nodes not heard from since `live_since` (and
-    /// released ones), and records started ATMOST_ONCE fires of such nodes as unknown.
+    /// Hands back the attempts of nodes other than `node` not heard from since
+    /// `live_since`: claimed ones, and started ATLEAST_ONCE ones, wait for any claimer
+    /// again; started ATMOST_ONCE ones are recorded as unknown at `now`.
     async fn recover(
         &self,
         node: &str,
         live_since: DateTime<Utc>,
         now: DateTime<Utc>,
-        limit: u32,
     ) -> Result<Recovered, StoreError>;
 
     /// Closes the connections.

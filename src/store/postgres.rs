@@ -160,10 +160,6 @@ impl Store for PgStore {
         .bind(i64::from(params.batch))
         .fetch_all(&mut *tx)
         .await?;
-        if jobs.is_empty() {
-            tx.rollback().await?;
-            return Ok(Claimed::default());
-        }
         let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
         let mut fires = planned.fires;
@@ -188,19 +184,36 @@ impl Store for PgStore {
                 fires.retain(|f| kept.contains(&f.execution_id));
             }
         }
-        let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) = planned.next.into_iter().unzip();
-        sqlx::query(
-            "UPDATE jobs SET next_fire_at = u.next FROM UNNEST($1::uuid[], $2::int8[]) AS u(id, next) \
-             WHERE jobs.id = u.id",
-        )
-        .bind(&ids)
-        .bind(&next)
-        .execute(&mut *tx)
+        if !planned.next.is_empty() {
+            let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) = planned.next.into_iter().unzip();
+            sqlx::query(
+                "UPDATE jobs SET next_fire_at = u.next FROM UNNEST($1::uuid[], $2::int8[]) AS u(id, next) \
+                 WHERE jobs.id = u.id",
+            )
+            .bind(&ids)
+            .bind(&next)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let waiting: Vec<OpenExecution> = sqlx::query_as(concat!(
+            "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
+             AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE executions e SET node_id = $1 FROM taken, jobs j \
+             WHERE e.id = taken.id AND j.id = e.job_id RETURNING ",
+            open_execution_columns!()
+        ))
+        .bind(node)
+        .bind(to_ms(w.horizon))
+        .bind(i64::from(params.batch))
+        .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
+        let waiting_read = waiting.len();
+        fires.extend(waiting.into_iter().map(Fire::from));
         Ok(Claimed {
             fires,
             jobs: jobs_read,
+            waiting: waiting_read,
         })
     }
 
@@ -222,11 +235,7 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_outcomes(
-        &self,
-        node: &str,
-        outcomes: &[Outcome],
-    ) -> Result<Vec<Uuid>, StoreError> {
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
@@ -275,8 +284,8 @@ impl Store for PgStore {
             // A retry is stored only while its job is unchanged: a change withdraws retries.
             stored = sqlx::query_scalar(
                 "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
-                 SELECT u.id, u.job_id, u.at, u.attempt, u.due, 'claimed', $6 \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int4[], $5::int8[], $7::int8[]) \
+                 SELECT u.id, u.job_id, u.at, u.attempt, u.due, 'claimed', NULL \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int4[], $5::int8[], $6::int8[]) \
                  AS u(id, job_id, at, attempt, due, version) \
                  WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = u.job_id AND jobs.version = u.version) \
                  ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
@@ -286,7 +295,6 @@ impl Store for PgStore {
             .bind(&ats)
             .bind(&attempts)
             .bind(&dues)
-            .bind(node)
             .bind(&versions)
             .fetch_all(&mut *tx)
             .await?;
@@ -305,48 +313,51 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn postpone(
+        &self,
+        execution: Uuid,
+        node: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(rows::POSTPONE)
+            .bind(execution)
+            .bind(node)
+            .bind(to_ms(due_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn recover(
         &self,
         node: &str,
         live_since: DateTime<Utc>,
         now: DateTime<Utc>,
-        limit: u32,
     ) -> Result<Recovered, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
+        let resent = sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
             .bind(node)
             .bind(to_ms(live_since))
             .execute(&mut *tx)
-            .await?;
-        let unknown = sqlx::query(
-            "UPDATE executions SET state = 'unknown', success = FALSE, error = $3, node_id = NULL, \
-             duration_ms = COALESCE(duration_ms, 0), executed_at = COALESCE(executed_at, $4) \
-             WHERE state = 'started' AND (node_id IS NULL OR (node_id <> $1 AND node_id NOT IN \
-             (SELECT id FROM nodes WHERE heartbeat_at >= $2)))",
-        )
-        .bind(node)
-        .bind(to_ms(live_since))
-        .bind(UNKNOWN_OUTCOME)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
-            "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND (node_id IS NULL OR \
-             (node_id <> $1 AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))) \
-             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE executions e SET node_id = $1 FROM taken, jobs j \
-             WHERE e.id = taken.id AND j.id = e.job_id RETURNING ",
-            open_execution_columns!()
-        ))
-        .bind(node)
-        .bind(to_ms(live_since))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+            .await?
+            .rows_affected();
+        let unknown = sqlx::query(rows::UNKNOWN_STARTED)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .bind(UNKNOWN_OUTCOME)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let released = sqlx::query(rows::RELEASE_DEAD_CLAIMS)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Recovered {
-            fires: rows.into_iter().map(Fire::from).collect(),
+            released: resent + released,
             unknown,
         })
     }

@@ -263,15 +263,15 @@ pub(crate) const MARK_DELETED: &str = "INSERT INTO deleted_jobs (id, deleted_at)
      ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at";
 pub(crate) const FORGET_DELETED: &str = "DELETE FROM deleted_jobs WHERE deleted_at < $1";
 
-/// The call columns of one job.
-pub(crate) const CALL_OF_JOB: &str =
-    concat!("SELECT ", call_columns!(), " FROM jobs j WHERE j.id = $1");
-
-/// A manual attempt, claimed by node `$4`, at instant `$3`.
+/// A manual attempt at instant `$3`, waiting for a claimer.
 pub(crate) const INSERT_MANUAL: &str = "INSERT INTO executions \
      (id, job_id, scheduled_at, attempt, due_at, state, node_id, trigger) \
-     VALUES ($1, $2, $3, 1, $3, 'claimed', $4, 'manual') \
+     VALUES ($1, $2, $3, 1, $3, 'claimed', NULL, 'manual') \
      ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING";
+
+/// Hands attempt `$1`, claimed by `$2` and not started, back to wait until `$3`.
+pub(crate) const POSTPONE: &str = "UPDATE executions SET node_id = NULL, due_at = $3 \
+     WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
 
 /// One execution with every detail, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,12 +395,12 @@ where
 }
 
 /// Started `ATLEAST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) go
-/// back to claimed, to be called again: only `ATMOST_ONCE` attempts end as unknown. (An
+/// back to waiting, to be called again: only `ATMOST_ONCE` attempts end as unknown. (An
 /// `ATLEAST_ONCE` attempt is recorded started only when its job forbids overlapping calls.)
 /// `state IN ('claimed', 'started')` repeats the partial index's condition word for word:
 /// SQLite uses a partial index only then, and scans every execution otherwise.
 pub(crate) const RECLAIM_STARTED_AT_LEAST_ONCE: &str = "UPDATE executions SET state = 'claimed', \
-     executed_at = NULL WHERE state IN ('claimed', 'started') AND state = 'started' \
+     executed_at = NULL, node_id = NULL WHERE state IN ('claimed', 'started') AND state = 'started' \
      AND (node_id IS NULL OR (node_id <> $1 AND \
      node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))) \
      AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = executions.job_id \
@@ -436,3 +436,18 @@ pub(crate) const PRUNE_BEYOND: &str = "DELETE FROM executions WHERE id IN (SELEC
 pub(crate) const PRUNE_OLDER: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
      WHERE job_id = $1 AND executed_at < $2 \
      AND state IN ('succeeded', 'failed', 'unknown', 'skipped') LIMIT $3)";
+
+/// Started `ATMOST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) are
+/// recorded unknown (`$3`) at `$4`; they are never sent again. Run after
+/// [`RECLAIM_STARTED_AT_LEAST_ONCE`], which takes the started attempts that may be resent.
+pub(crate) const UNKNOWN_STARTED: &str = "UPDATE executions SET state = 'unknown', success = FALSE, \
+     error = $3, node_id = NULL, duration_ms = COALESCE(duration_ms, 0), \
+     executed_at = COALESCE(executed_at, $4) \
+     WHERE state IN ('claimed', 'started') AND state = 'started' \
+     AND (node_id IS NULL OR (node_id <> $1 AND \
+     node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)))";
+
+/// Claimed attempts of nodes not heard from since `$2` (other than `$1`) go back to waiting.
+pub(crate) const RELEASE_DEAD_CLAIMS: &str = "UPDATE executions SET node_id = NULL \
+     WHERE state IN ('claimed', 'started') AND state = 'claimed' AND node_id IS NOT NULL \
+     AND node_id <> $1 AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)";

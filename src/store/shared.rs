@@ -9,9 +9,8 @@ use uuid::Uuid;
 
 use super::{
     Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord, NextFire, Pruned,
-    StoreError, Update,
+    StoreError, Triggered, Update,
 };
-use crate::domain::fire::Fire;
 use crate::domain::job::JobSpec;
 
 /// The operations of [`common_ops!`]; a supertrait of [`super::Store`].
@@ -51,14 +50,10 @@ pub trait CommonOps {
     /// there was no such job.
     async fn delete_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
-    /// Records a manual call of a job at `now`, claimed by `node`; none when there is no
-    /// such job.
-    async fn trigger(
-        &self,
-        job: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Fire>, StoreError>;
+    /// Stores a manual call of a job at `now`, waiting for a claimer; none when there is
+    /// no such job.
+    async fn trigger(&self, job: Uuid, now: DateTime<Utc>)
+    -> Result<Option<Triggered>, StoreError>;
 
     /// Prunes the history of the next `jobs` jobs after the cursor `after`: finished
     /// executions beyond each job's newest `keep`, and those older than `older_than`, at
@@ -95,14 +90,13 @@ macro_rules! common_ops {
             use chrono::{DateTime, Utc};
             use uuid::Uuid;
 
-            use $crate::domain::fire::Fire;
             use $crate::domain::job::JobSpec;
             use $crate::store::claim::HistoryRow;
             use $crate::store::rows;
             use $crate::store::shared::CommonOps;
             use $crate::store::{
                 Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord,
-                NextFire, Pruned, StoreError, Update, from_ms, to_ms,
+                NextFire, Pruned, StoreError, Triggered, Update, from_ms, to_ms,
             };
 
             #[async_trait]
@@ -228,17 +222,17 @@ macro_rules! common_ops {
                 async fn trigger(
                     &self,
                     job: Uuid,
-                    node: &str,
                     now: DateTime<Utc>,
-                ) -> Result<Option<Fire>, StoreError> {
+                ) -> Result<Option<Triggered>, StoreError> {
                     let mut tx = self.write_tx().await?;
-                    let call: Option<rows::CallRow> = sqlx::query_as(rows::CALL_OF_JOB)
-                        .bind(job)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(call) = call else {
+                    let found: Option<i32> =
+                        sqlx::query_scalar(concat!("SELECT 1 FROM jobs WHERE id = $1", $lock))
+                            .bind(job)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if found.is_none() {
                         return Ok(None);
-                    };
+                    }
                     let execution_id = Uuid::now_v7();
                     // A fire is (job, instant): a manual call takes the first free millisecond.
                     let mut at = to_ms(now);
@@ -246,7 +240,6 @@ macro_rules! common_ops {
                         .bind(execution_id)
                         .bind(job)
                         .bind(at)
-                        .bind(node)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
@@ -255,13 +248,9 @@ macro_rules! common_ops {
                         at += 1;
                     }
                     tx.commit().await?;
-                    Ok(Some(Fire {
+                    Ok(Some(Triggered {
                         execution_id,
-                        job_id: job,
                         scheduled_at: from_ms(at),
-                        due_at: from_ms(at),
-                        attempt: 1,
-                        call: call.into_call(),
                     }))
                 }
 

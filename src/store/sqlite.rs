@@ -192,10 +192,6 @@ impl Store for SqliteStore {
         .bind(i64::from(params.batch))
         .fetch_all(&mut *tx)
         .await?;
-        if jobs.is_empty() {
-            tx.rollback().await?;
-            return Ok(Claimed::default());
-        }
         let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
         let mut fires = planned.fires;
@@ -227,10 +223,31 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let waiting: Vec<OpenExecution> = sqlx::query_as(concat!(
+            "SELECT ",
+            open_execution_columns!(),
+            " FROM executions e JOIN jobs j ON j.id = e.job_id \
+             WHERE e.state = 'claimed' AND e.node_id IS NULL AND e.due_at <= ?1 \
+             ORDER BY e.due_at LIMIT ?2"
+        ))
+        .bind(to_ms(w.horizon))
+        .bind(i64::from(params.batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &waiting {
+            sqlx::query("UPDATE executions SET node_id = ? WHERE id = ?")
+                .bind(node)
+                .bind(r.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
+        let waiting_read = waiting.len();
+        fires.extend(waiting.into_iter().map(Fire::from));
         Ok(Claimed {
             fires,
             jobs: jobs_read,
+            waiting: waiting_read,
         })
     }
 
@@ -252,11 +269,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn record_outcomes(
-        &self,
-        node: &str,
-        outcomes: &[Outcome],
-    ) -> Result<Vec<Uuid>, StoreError> {
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
@@ -282,7 +295,7 @@ impl Store for SqliteStore {
         for chunk in retries.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'claimed', v.column6 FROM (",
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'claimed', NULL FROM (",
             );
             q.push_values(chunk, |mut b, f| {
                 b.push_bind(f.execution_id)
@@ -290,12 +303,11 @@ impl Store for SqliteStore {
                     .push_bind(to_ms(f.scheduled_at))
                     .push_bind(f.attempt as i32)
                     .push_bind(to_ms(f.due_at))
-                    .push_bind(node.to_owned())
                     .push_bind(f.call.version);
             });
             // A retry is stored only while its job is unchanged: a change withdraws retries.
             q.push(
-                ") AS v WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = v.column2 AND jobs.version = v.column7) \
+                ") AS v WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = v.column2 AND jobs.version = v.column6) \
                  ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
             );
             let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -315,56 +327,51 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn postpone(
+        &self,
+        execution: Uuid,
+        node: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(rows::POSTPONE)
+            .bind(execution)
+            .bind(node)
+            .bind(to_ms(due_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn recover(
         &self,
         node: &str,
         live_since: DateTime<Utc>,
         now: DateTime<Utc>,
-        limit: u32,
     ) -> Result<Recovered, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
+        let resent = sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
             .bind(node)
             .bind(to_ms(live_since))
             .execute(&mut *tx)
-            .await?;
-        let unknown = sqlx::query(
-            "UPDATE executions SET state = 'unknown', success = 0, error = ?3, node_id = NULL, \
-             duration_ms = COALESCE(duration_ms, 0), executed_at = COALESCE(executed_at, ?4) \
-             WHERE state IN ('claimed', 'started') AND state = 'started' \
-             AND (node_id IS NULL OR (node_id <> ?1 AND node_id NOT IN \
-             (SELECT id FROM nodes WHERE heartbeat_at >= ?2)))",
-        )
-        .bind(node)
-        .bind(to_ms(live_since))
-        .bind(UNKNOWN_OUTCOME)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
-            "SELECT ",
-            open_execution_columns!(),
-            " FROM executions e JOIN jobs j ON j.id = e.job_id \
-             WHERE e.state IN ('claimed', 'started') AND e.state = 'claimed' AND \
-             (e.node_id IS NULL OR (e.node_id <> ?1 AND e.node_id NOT IN \
-             (SELECT id FROM nodes WHERE heartbeat_at >= ?2))) ORDER BY e.due_at LIMIT ?3"
-        ))
-        .bind(node)
-        .bind(to_ms(live_since))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in &rows {
-            sqlx::query("UPDATE executions SET node_id = ? WHERE id = ?")
-                .bind(node)
-                .bind(r.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+            .await?
+            .rows_affected();
+        let unknown = sqlx::query(rows::UNKNOWN_STARTED)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .bind(UNKNOWN_OUTCOME)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let released = sqlx::query(rows::RELEASE_DEAD_CLAIMS)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Recovered {
-            fires: rows.into_iter().map(Fire::from).collect(),
+            released: resent + released,
             unknown,
         })
     }

@@ -1,4 +1,6 @@
-//! The executor: makes one HTTP call for one attempt and reports its outcome.
+//! The executor: makes one HTTP call for one attempt and reports what it did to the outcome
+//! writer. It never hands a fire back to the scheduler: an attempt that could not start is
+//! reported postponed, and the writer hands it back to the store.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -6,28 +8,35 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
+use super::outcomes::Report;
 use super::target_policy::{self, PolicyResolver, TargetPolicy};
-use super::{WorkerStats, signing};
+use super::{Held, WorkerStats, signing};
 use crate::backoff;
 use crate::clock::Clock;
-use crate::domain::fire::{Fire, Outcome, Verdict};
+use crate::domain::fire::{Call, Fire, Outcome, Verdict};
 use crate::domain::job::{ConcurrencyPolicy, HttpMethod};
 use crate::domain::job::{Delivery, RetryPolicy};
-use crate::scheduler::Held;
-use crate::scheduler::gate::Gate;
-use crate::scheduler::lease::Lease;
+use crate::gate::Gate;
+use crate::lease::Lease;
 use crate::store::{DynStore, Exclusive};
 
 /// Most of an answer's body read (and discarded) so the connection can be reused.
 const MAX_BODY_READ: usize = 64 * 1024;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How long an attempt that could not be marked started waits before it is claimed again.
+const START_RETRY: Duration = Duration::from_secs(1);
 
-/// Calls targets and hands outcomes to the outcome writer.
+/// The `Content-Type` of a JSON body.
+const JSON: &str = "application/json";
+/// The `Content-Type` of a job's body that is not JSON.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Calls targets and reports to the outcome writer.
 pub struct Executor {
     /// The HTTP client (connection pool shared by all workers).
     pub client: reqwest::Client,
@@ -35,14 +44,12 @@ pub struct Executor {
     pub timeout: Duration,
     /// The global retry defaults.
     pub retry: RetryPolicy,
-    /// Marks ATMOST_ONCE attempts started.
+    /// Marks ATMOST_ONCE and exclusive attempts started.
     pub store: DynStore,
     /// This node's lease: fires of an older identity or a stale lease are not started.
     pub lease: Arc<Lease>,
-    /// Outcomes go to the writer, with the lease epoch of their call.
-    pub outcomes: UnboundedSender<(Outcome, u64)>,
-    /// Fires that could not start yet go back to the timer.
-    pub timer: UnboundedSender<Vec<Held>>,
+    /// What each attempt did goes to the outcome writer.
+    pub reports: UnboundedSender<Report>,
     /// Active-call counter.
     pub stats: Arc<WorkerStats>,
     /// Drops fires of jobs changed or deleted since they were claimed.
@@ -101,109 +108,173 @@ impl Executor {
             return;
         }
         self.stats.active.fetch_add(1, Ordering::AcqRel);
-        let sent = self.attempt(held).await;
+        let reported = self.attempt(held).await;
         self.stats.active.fetch_sub(1, Ordering::AcqRel);
-        if !sent {
+        if !reported {
             self.lease.settle(epoch);
         }
     }
 
-    /// Makes the call; returns whether an outcome went to the writer.
+    /// Makes the call, if the store lets it start; returns whether an outcome went to the
+    /// writer (which settles the epoch once it is stored).
     async fn attempt(&self, held: Held) -> bool {
         let fire = held.fire;
-        let exclusive = fire.call.concurrency == ConcurrencyPolicy::Forbid;
-        if exclusive || fire.call.delivery == Delivery::AtMostOnce {
-            let (node, _) = self.lease.node();
-            let now = self.clock.now();
-            let started = if exclusive {
-                self.store
-                    .start_exclusive(fire.execution_id, fire.job_id, &node, now)
-                    .await
-            } else {
-                self.store
-                    .mark_started(fire.execution_id, &node, now)
-                    .await
-                    .map(|ok| {
-                        if ok {
-                            Exclusive::Started
-                        } else {
-                            Exclusive::NotOurs
-                        }
-                    })
-            };
-            match started {
-                Ok(Exclusive::Started) => {}
-                Ok(Exclusive::Skipped) => {
-                    tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id,
-                        "skipped: the job forbids overlapping calls and its previous call still runs");
-                    return false;
-                }
-                Ok(Exclusive::NotOurs) => {
-                    tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id, "not started: the fire is no longer this node's");
-                    return false;
-                }
-                Err(e) => {
-                    // Nothing was sent; try again shortly rather than risk a second send.
-                    tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
-                        "cannot mark the fire started; retrying in 1 s");
-                    let mut fire = fire;
-                    fire.due_at = self.clock.now() + chrono::Duration::seconds(1);
-                    let _ = self.timer.send(vec![Held {
-                        fire,
-                        epoch: held.epoch,
-                    }]);
-                    return false;
-                }
-            }
+        if !self.start(&fire).await {
+            return false;
         }
         let executed_at = self.clock.now();
         let started = Instant::now();
         let answer = self.call(&fire, executed_at).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let (status_code, verdict, error, retry_after) = match &answer {
-            Answer::Status(s, ra) if s.is_success() => {
-                (Some(s.as_u16()), Verdict::Succeeded, None, *ra)
+        let outcome = self.outcome(&fire, &answer, executed_at, started.elapsed());
+        self.reports
+            .send(Report::Outcome(outcome, held.epoch))
+            .is_ok()
+    }
+
+    /// Records the attempt started, durably, when its job needs that before the request
+    /// leaves (ATMOST_ONCE, or calls that may not overlap). Returns whether to call.
+    async fn start(&self, fire: &Fire) -> bool {
+        let exclusive = fire.call.concurrency == ConcurrencyPolicy::Forbid;
+        if !exclusive && fire.call.delivery != Delivery::AtMostOnce {
+            return true;
+        }
+        let (node, _) = self.lease.node();
+        let now = self.clock.now();
+        let started = if exclusive {
+            self.store
+                .start_exclusive(fire.execution_id, fire.job_id, &node, now)
+                .await
+        } else {
+            self.store
+                .mark_started(fire.execution_id, &node, now)
+                .await
+                .map(|ok| {
+                    if ok {
+                        Exclusive::Started
+                    } else {
+                        Exclusive::NotOurs
+                    }
+                })
+        };
+        match started {
+            Ok(Exclusive::Started) => true,
+            Ok(Exclusive::Skipped) => {
+                tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id,
+                    "skipped: the job forbids overlapping calls and its previous call still runs");
+                false
             }
-            Answer::Status(s, ra) => (
+            Ok(Exclusive::NotOurs) => {
+                tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id,
+                    "not started: the fire is no longer this node's");
+                false
+            }
+            Err(e) => {
+                // Nothing was sent: the attempt goes back to the store rather than risk a
+                // second send, and is claimed again once due.
+                tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
+                    retry_in_ms = START_RETRY.as_millis() as u64, "cannot mark the fire started");
+                let due_at = now + chrono::Duration::from_std(START_RETRY).unwrap_or_default();
+                let _ = self.reports.send(Report::Postponed {
+                    execution_id: fire.execution_id,
+                    node,
+                    due_at,
+                });
+                false
+            }
+        }
+    }
+
+    /// The outcome of one call, with its retry when one is due; logged.
+    fn outcome(
+        &self,
+        fire: &Fire,
+        answer: &Answer,
+        executed_at: DateTime<Utc>,
+        took: Duration,
+    ) -> Outcome {
+        let (status_code, verdict, error) = match answer {
+            Answer::Status(s, _) if s.is_success() => (Some(s.as_u16()), Verdict::Succeeded, None),
+            Answer::Status(s, _) => (
                 Some(s.as_u16()),
                 Verdict::Failed,
                 Some(format!("target answered {s}")),
-                *ra,
             ),
-            Answer::Unanswered(e) | Answer::Denied(e) => {
-                (None, Verdict::Failed, Some(e.clone()), None)
-            }
+            Answer::Unanswered(e) | Answer::Denied(e) => (None, Verdict::Failed, Some(e.clone())),
         };
-        let lag_ms = (executed_at - fire.scheduled_at).num_milliseconds();
+        let duration_ms = took.as_millis() as u64;
         tracing::info!(
             job_id = %fire.job_id,
             execution_id = %fire.execution_id,
             attempt = fire.attempt,
             status = status_code,
             duration_ms,
-            lag_ms,
+            lag_ms = (executed_at - fire.scheduled_at).num_milliseconds(),
             success = verdict == Verdict::Succeeded,
             error = error.as_deref(),
             "call"
         );
-        let retry = self.retry_of(&fire, &answer, retry_after);
-        let outcome = Outcome {
+        Outcome {
             execution_id: fire.execution_id,
             executed_at,
             status_code,
             duration_ms,
             verdict,
             error,
-            retry,
-        };
-        self.outcomes.send((outcome, held.epoch)).is_ok()
+            retry: self.retry_of(fire, answer),
+        }
     }
 
+    /// Sends the request and reads the answer.
     async fn call(&self, fire: &Fire, executed_at: DateTime<Utc>) -> Answer {
-        let call = &*fire.call;
-        if let Err(d) = self.policy.check_literal(&call.api) {
+        if let Err(d) = self.policy.check_literal(&fire.call.api) {
             return Answer::Denied(d.to_string());
         }
+        let timeout = fire
+            .call
+            .timeout_ms
+            .map_or(self.timeout, Duration::from_millis);
+        let mut resp = match self.request(fire, executed_at, timeout).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return match target_policy::denial_in(&e) {
+                    Some(d) => Answer::Denied(d.to_string()),
+                    None => Answer::Unanswered(describe(&e, timeout)),
+                };
+            }
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        // The body is read (up to a bound) so the connection can be reused.
+        let mut read = 0usize;
+        while read <= MAX_BODY_READ {
+            match resp.chunk().await {
+                Ok(Some(c)) => read += c.len(),
+                Ok(None) => break,
+                Err(e) => {
+                    return Answer::Unanswered(format!(
+                        "reading the answer failed: {}",
+                        describe(&e, timeout)
+                    ));
+                }
+            }
+        }
+        Answer::Status(status, retry_after)
+    }
+
+    /// The request of one attempt: the job's method, headers and body (or cronhook's JSON
+    /// description of the fire), the fire's identity headers and, with a secret, its
+    /// signature.
+    fn request(
+        &self,
+        fire: &Fire,
+        executed_at: DateTime<Utc>,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
+        let call = &*fire.call;
         let scheduled = fire
             .scheduled_at
             .to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -219,13 +290,16 @@ impl Executor {
                 executed_at.to_rfc3339_opts(SecondsFormat::Millis, true)
             )),
         };
-        let mut headers = HeaderMap::with_capacity(6 + call.headers.len());
-        if body.is_some() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(call.content_type));
+        let mut headers = HeaderMap::with_capacity(7 + call.headers.len());
+        if let Some(body) = &body {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(content_type(call, body)),
+            );
         }
         for (name, value) in &call.headers {
             if let (Ok(n), Ok(v)) = (
-                reqwest::header::HeaderName::try_from(name.as_str()),
+                HeaderName::try_from(name.as_str()),
                 HeaderValue::try_from(value.as_str()),
             ) {
                 headers.insert(n, v);
@@ -246,16 +320,15 @@ impl Executor {
             .as_ref()
             .or(self.signing_secret.as_ref())
         {
-            let signed = signing::signature(
-                secret,
-                executed_at.timestamp_millis(),
-                body.as_deref().unwrap_or("").as_bytes(),
+            put(
+                signing::HEADER,
+                signing::signature(
+                    secret,
+                    executed_at.timestamp_millis(),
+                    body.as_deref().unwrap_or("").as_bytes(),
+                ),
             );
-            if let Ok(v) = HeaderValue::try_from(signed) {
-                headers.insert(signing::HEADER, v);
-            }
         }
-        let timeout = call.timeout_ms.map_or(self.timeout, Duration::from_millis);
         let method = match call.method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Post => reqwest::Method::POST,
@@ -263,58 +336,19 @@ impl Executor {
             HttpMethod::Patch => reqwest::Method::PATCH,
             HttpMethod::Delete => reqwest::Method::DELETE,
         };
-        let mut request = self
+        let request = self
             .client
             .request(method, call.api.as_str())
             .headers(headers)
             .timeout(timeout);
-        if let Some(body) = body {
-            request = request.body(body);
+        match body {
+            Some(body) => request.body(body),
+            None => request,
         }
-        let sent = request.send().await;
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return match target_policy::denial_in(&e) {
-                    Some(d) => Answer::Denied(d.to_string()),
-                    None => Answer::Unanswered(describe(&e, timeout)),
-                };
-            }
-        };
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, self.clock.now()));
-        let mut read = 0usize;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    read += c.len();
-                    if read > MAX_BODY_READ {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Answer::Unanswered(format!(
-                        "reading the answer failed: {}",
-                        describe(&e, timeout)
-                    ));
-                }
-            }
-        }
-        Answer::Status(status, retry_after)
     }
 
     /// The next attempt, when this one failed in a retryable way and attempts remain.
-    fn retry_of(
-        &self,
-        fire: &Fire,
-        answer: &Answer,
-        retry_after: Option<Duration>,
-    ) -> Option<Fire> {
+    fn retry_of(&self, fire: &Fire, answer: &Answer) -> Option<Fire> {
         if fire.call.delivery != Delivery::AtLeastOnce {
             return None;
         }
@@ -337,7 +371,7 @@ impl Executor {
             fire.attempt - 1,
         );
         let honoured = match answer {
-            Answer::Status(s, _)
+            Answer::Status(s, retry_after)
                 if *s == StatusCode::TOO_MANY_REQUESTS || *s == StatusCode::SERVICE_UNAVAILABLE =>
             {
                 retry_after.map(|ra| ra.min(MAX_RETRY_AFTER))
@@ -376,13 +410,21 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
-    if let Ok(secs) = v.trim().parse::<u64>() {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = DateTime::parse_from_rfc2822(v.trim())
-        .ok()?
-        .with_timezone(&Utc);
-    (at - now).to_std().ok()
+    let at = httpdate::parse_http_date(v).ok()?;
+    at.duration_since(std::time::SystemTime::from(now)).ok()
+}
+
+/// The `Content-Type` of a body: JSON, unless the job's own body does not parse as JSON.
+/// Only a job's own body is parsed, and at most 32 KiB of it.
+fn content_type(call: &Call, body: &str) -> &'static str {
+    match &call.body {
+        Some(_) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() => TEXT,
+        _ => JSON,
+    }
 }
 
 #[cfg(test)]

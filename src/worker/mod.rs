@@ -1,4 +1,7 @@
-//! The worker queue: due fires wait here and at most `concurrency` calls run at once.
+//! The worker side: due fires wait in the queue, at most `concurrency` calls run at once,
+//! the executor makes each call and the outcome writer stores what it did. Work only moves
+//! forward from here: a retry or a fire that could not start is written to the store, and
+//! comes back through the claimer like every other attempt.
 
 pub mod executor;
 pub mod outcomes;
@@ -9,13 +12,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::Held;
+use crate::domain::fire::Fire;
 use executor::Executor;
+
+/// A fire held in memory, tagged with the lease epoch it was claimed under.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The attempt to run.
+    pub fire: Fire,
+    /// The node identity's epoch at claim time: a fire from an older epoch is not run.
+    pub epoch: u64,
+}
 
 /// Counters the health endpoint shows.
 #[derive(Debug, Default)]
@@ -26,12 +36,12 @@ pub struct WorkerStats {
     pub active: AtomicUsize,
 }
 
-/// The queue between the timer and the workers.
+/// The queue between the timer and the workers: many producers, many consumers.
 pub struct Queue {
     /// Due fires in order.
-    tx: UnboundedSender<Held>,
-    /// Shared by the workers; whoever holds the lock takes the next fire.
-    rx: Mutex<UnboundedReceiver<Held>>,
+    tx: flume::Sender<Held>,
+    /// Each worker takes the next fire from its own handle.
+    rx: flume::Receiver<Held>,
     /// Sizes for the health endpoint.
     stats: Arc<WorkerStats>,
 }
@@ -39,12 +49,8 @@ pub struct Queue {
 impl Queue {
     /// An empty queue reporting into `stats`.
     pub fn new(stats: Arc<WorkerStats>) -> Self {
-        let (tx, rx) = unbounded_channel();
-        Queue {
-            tx,
-            rx: Mutex::new(rx),
-            stats,
-        }
+        let (tx, rx) = flume::unbounded();
+        Queue { tx, rx, stats }
     }
 
     /// Adds a due fire.
@@ -56,7 +62,7 @@ impl Queue {
     }
 
     async fn pop(&self) -> Option<Held> {
-        let held = self.rx.lock().await.recv().await;
+        let held = self.rx.recv_async().await.ok();
         if held.is_some() {
             self.stats.queued.fetch_sub(1, Ordering::AcqRel);
         }

@@ -1,53 +1,82 @@
-//! The outcome writer: stores attempts' outcomes in batches (one transaction each) and,
-//! once a retry is stored, hands it to the timer.
+//! The outcome writer: stores what attempts did, in batches (one transaction each). A
+//! failed attempt's retry is stored with its outcome, and an attempt that could not start
+//! is handed back: both wait in the store for a claimer, like every other attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::domain::fire::Outcome;
-use crate::scheduler::Held;
-use crate::scheduler::lease::Lease;
+use crate::lease::Lease;
 use crate::store::{DynStore, StoreError};
 
 /// Most outcomes written by one transaction.
 const BATCH: usize = 512;
-/// Attempts at a batch the database rejects for a reason other than being unreachable.
+/// Attempts at a write the database rejects for a reason other than being unreachable.
 const MAX_REJECTED: u32 = 5;
+
+/// What the executor reports about one attempt.
+#[derive(Debug)]
+pub enum Report {
+    /// The call was made: its outcome, and the lease epoch it was made under (settled once
+    /// the outcome is stored).
+    Outcome(Outcome, u64),
+    /// The attempt could not be marked started, so nothing was sent: it goes back to the
+    /// store, to be claimed again at `due_at`.
+    Postponed {
+        /// The attempt.
+        execution_id: Uuid,
+        /// The node id it was claimed under.
+        node: Arc<str>,
+        /// When it is due again.
+        due_at: DateTime<Utc>,
+    },
+}
 
 /// The writer's parts.
 pub struct OutcomeWriter {
-    /// Outcomes arrive here with their call's lease epoch; the writer stops when every
-    /// sender is gone and all is written.
-    pub incoming: UnboundedReceiver<(Outcome, u64)>,
+    /// Reports arrive here; the writer stops when every sender is gone and all is written.
+    pub incoming: UnboundedReceiver<Report>,
     /// The store written to.
     pub store: DynStore,
-    /// Retries are claimed under this node's current id.
+    /// Settles each call's epoch once its outcome is stored.
     pub lease: Arc<Lease>,
-    /// Where stored retries go.
-    pub timer: UnboundedSender<Vec<Held>>,
 }
 
 impl OutcomeWriter {
-    /// Writes until the channel closes. While the store is unreachable the batch is kept and
-    /// retried with backoff, so no outcome is dropped for an outage.
+    /// Writes until the channel closes. While the store is unreachable a write is kept and
+    /// retried with backoff, so nothing is dropped for an outage.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut epochs = Vec::with_capacity(BATCH);
-        while let Some(first) = self.incoming.recv().await {
-            let mut next = Some(first);
-            while let Some((outcome, epoch)) = next {
-                batch.push(outcome);
-                epochs.push(epoch);
-                next = if batch.len() < BATCH {
-                    self.incoming.try_recv().ok()
-                } else {
-                    None
-                };
+        let mut reports = Vec::with_capacity(BATCH);
+        while self.incoming.recv_many(&mut reports, BATCH).await > 0 {
+            for report in reports.drain(..) {
+                match report {
+                    Report::Outcome(outcome, epoch) => {
+                        batch.push(outcome);
+                        epochs.push(epoch);
+                    }
+                    Report::Postponed {
+                        execution_id,
+                        node,
+                        due_at,
+                    } => {
+                        self.persist("handing back an attempt", || {
+                            self.store.postpone(execution_id, &node, due_at)
+                        })
+                        .await;
+                    }
+                }
             }
-            self.write(&batch).await;
+            if !batch.is_empty() {
+                self.persist("writing outcomes", || self.store.record_outcomes(&batch))
+                    .await;
+            }
             for epoch in epochs.drain(..) {
                 self.lease.settle(epoch);
             }
@@ -55,28 +84,19 @@ impl OutcomeWriter {
         }
     }
 
-    async fn write(&self, batch: &[Outcome]) {
+    /// Runs `write` until it succeeds: forever while the database is unreachable, at most
+    /// [`MAX_REJECTED`] times while it rejects the write.
+    async fn persist<T, F>(&self, what: &str, write: impl Fn() -> F)
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut rejected = 0;
         loop {
-            let (node, epoch) = self.lease.node();
-            match self.store.record_outcomes(&node, batch).await {
-                Ok(stored) => {
-                    // Only retries actually stored may run: one whose attempt already
-                    // exists belongs to whoever stored it first.
-                    let retries: Vec<Held> = batch
-                        .iter()
-                        .filter_map(|o| o.retry.clone())
-                        .filter(|f| stored.contains(&f.execution_id))
-                        .map(|fire| Held { fire, epoch })
-                        .collect();
-                    if !retries.is_empty() {
-                        let _ = self.timer.send(retries);
-                    }
-                    return;
-                }
+            match write().await {
+                Ok(_) => return,
                 Err(StoreError::Other(e)) if rejected + 1 >= MAX_REJECTED => {
-                    tracing::error!(error = %e, count = batch.len(), "outcomes rejected by the database; dropped");
+                    tracing::error!(error = %e, "{what}: rejected by the database; dropped");
                     return;
                 }
                 Err(e) => {
@@ -84,7 +104,7 @@ impl OutcomeWriter {
                         rejected += 1;
                     }
                     let wait = backoff.next_delay();
-                    tracing::warn!(error = %e, count = batch.len(), retry_in_ms = wait.as_millis() as u64, "writing outcomes failed");
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} failed");
                     tokio::time::sleep(wait).await;
                 }
             }

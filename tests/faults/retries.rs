@@ -118,3 +118,66 @@ async fn a_hanging_target_times_out_on_time() {
     );
     assert!(server.log_text().contains("timed out after 1000 ms"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_an_hour_away_waits_in_the_store_held_by_no_node() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDb::new(Db::Postgres).await;
+    let target = Target::start(Behaviour {
+        status: 500,
+        ..Behaviour::default()
+    })
+    .await;
+    let server = Server::start(&db.url, &crate::common::fast_env());
+    // Once a year, so only the manual call below fires.
+    let job = create_job(
+        &server,
+        json!({"schedule": "0 0 0 1 1 *", "api": target.url(),
+               "retry": {"maxAttempts": 2, "backoffMs": 3_600_000, "maxBackoffMs": 3_600_000}}),
+    )
+    .await;
+    let triggered = crate::common::client()
+        .post(server.url(&format!("/jobs/{job}/trigger")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(triggered.status(), 202);
+    let called_at = crate::now_ms();
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            rows(&db.url).await.iter().any(|r| r.attempt == 2)
+        })
+        .await,
+        "the retry is stored with the failed call"
+    );
+    let url = db.url.clone();
+    let retry: (Option<String>, i64, String) = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT node_id, due_at, state FROM executions WHERE attempt = 2")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    // Backoff with jitter: due between 30 and 60 minutes after the call.
+    let (node, due_at, state) = retry;
+    assert!(
+        (called_at + 1_800_000 - 5_000..=called_at + 3_600_000).contains(&due_at),
+        "due {} ms after the call",
+        due_at - called_at
+    );
+    assert_eq!(state, "claimed");
+    assert_eq!(node, None, "no node holds an attempt due beyond its window");
+    // Still held by no node a few claim intervals later, and nothing is queued in memory.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let node: Option<String> = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT node_id FROM executions WHERE attempt = 2")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(node, None);
+    assert_eq!(target.calls_of(&job).len(), 1, "called once so far");
+}

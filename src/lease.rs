@@ -1,5 +1,8 @@
 //! This node's identity, its heartbeat, and the recovery of fires from dead nodes.
 //!
+//! Recovery only hands a dead node's attempts back to the store, where they wait for any
+//! node's claimer like every other attempt: nothing here holds a fire.
+//!
 //! A node that cannot heartbeat for two thirds of the lease stops starting calls (it fences
 //! itself) before any other node may take its fires over. When it is heard again it takes a
 //! new identity, so its old fires are recovered by the ordinary sweep, by itself or another.
@@ -12,11 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::Held;
 use crate::clock::Clock;
 use crate::store::{Backend, DynStore, StoreError};
 
@@ -204,14 +205,12 @@ fn new_node_id() -> Arc<str> {
     }
 }
 
-/// Keeps the heartbeat and sweeps dead nodes' fires into this node's timer.
+/// Keeps the heartbeat and hands dead nodes' attempts back to the store.
 pub struct LeaseKeeper {
     /// The store.
     pub store: DynStore,
     /// This node's lease.
     pub lease: Arc<Lease>,
-    /// Where recovered fires go.
-    pub timer: UnboundedSender<Vec<Held>>,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
     /// When this process started: on SQLite every node not heard from since is dead.
@@ -220,54 +219,38 @@ pub struct LeaseKeeper {
     pub draining: CancellationToken,
 }
 
-/// Most fires taken over by one recovery statement.
-const RECOVER_BATCH: u32 = 1000;
-
 impl LeaseKeeper {
-    /// One heartbeat and one recovery sweep; returns how many fires were taken over.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
+    /// One heartbeat and one recovery sweep; returns how many attempts were handed back.
+    pub async fn run_once(&self) -> Result<u64, StoreError> {
         self.lease.beat(&self.store).await?;
         if self.draining.is_cancelled() {
             return Ok(0);
         }
-        let mut taken = 0;
-        loop {
-            let now = self.clock.now();
-            // On SQLite only this process can run (the file lock guarantees it): every node
-            // not heard from since it started is dead, while its own retired ids, still
-            // heartbeated, are not.
-            let live_since: DateTime<Utc> = match self.store.backend() {
-                Backend::Sqlite => self.started,
-                Backend::Postgres => {
-                    now - chrono::Duration::from_std(self.lease.lease).unwrap_or_default()
-                }
-            };
-            let (node, epoch) = self.lease.node();
-            let got = self
-                .store
-                .recover(&node, live_since, now, RECOVER_BATCH)
-                .await?;
-            if got.unknown > 0 {
-                tracing::warn!(
-                    count = got.unknown,
-                    "ATMOST_ONCE fires started by a stopped node recorded as unknown"
-                );
+        let now = self.clock.now();
+        // On SQLite only this process can run (the file lock guarantees it): every node not
+        // heard from since it started is dead, while its own retired ids, still
+        // heartbeated, are not.
+        let live_since: DateTime<Utc> = match self.store.backend() {
+            Backend::Sqlite => self.started,
+            Backend::Postgres => {
+                now - chrono::Duration::from_std(self.lease.lease).unwrap_or_default()
             }
-            let n = got.fires.len();
-            if n > 0 {
-                tracing::info!(count = n, node = %node, "took over claimed fires of stopped nodes");
-                let held = got
-                    .fires
-                    .into_iter()
-                    .map(|fire| Held { fire, epoch })
-                    .collect();
-                let _ = self.timer.send(held);
-            }
-            taken += n;
-            if n < RECOVER_BATCH as usize {
-                return Ok(taken);
-            }
+        };
+        let (node, _) = self.lease.node();
+        let got = self.store.recover(&node, live_since, now).await?;
+        if got.unknown > 0 {
+            tracing::warn!(
+                count = got.unknown,
+                "ATMOST_ONCE fires started by a stopped node recorded as unknown"
+            );
         }
+        if got.released > 0 {
+            tracing::info!(
+                count = got.released,
+                "handed back the attempts of stopped nodes; they are claimed again when due"
+            );
+        }
+        Ok(got.released)
     }
 
     /// Runs until `stop`, every third of the lease.

@@ -1,0 +1,394 @@
+//! The API's wire types: what handlers return (and the OpenAPI document describes) and the
+//! shapes of what they accept.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
+use uuid::Uuid;
+
+use super::params::rfc3339;
+use crate::store::{ExecutionDetail as StoredExecution, ExecutionView};
+
+/// Every error: `{"error": {"code", "message", "field"?}}`.
+#[derive(Serialize, ToSchema)]
+pub struct Error {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable reason, e.g. `invalid_schedule`, `not_found`, `unauthorized`.
+    pub code: String,
+    /// What is wrong, for a person.
+    pub message: String,
+    /// The input field at fault, when one is.
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+}
+
+/// The errors any endpoint may answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Errors {
+    /// Invalid input: body, path or query parameter.
+    #[response(status = 400)]
+    BadRequest(Error),
+    /// `API_TOKEN` is set and no valid bearer token was given.
+    #[response(status = 401)]
+    Unauthorized(Error),
+    /// No such job or execution.
+    #[response(status = 404)]
+    NotFound(Error),
+    /// The database is unavailable; try again.
+    #[response(status = 503)]
+    Unavailable(Error),
+}
+
+/// The errors of endpoints that take a JSON body, besides [`Errors`].
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(Error),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(Error),
+}
+
+/// Delivery type.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub enum Delivery {
+    AtleastOnce,
+    AtmostOnce,
+}
+
+/// HTTP method of the calls.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+/// Misfire policy.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Misfire {
+    One,
+    All,
+    None,
+}
+
+/// Concurrency policy.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Concurrency {
+    Allow,
+    Forbid,
+}
+
+/// A job's state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum JobState {
+    Active,
+    Paused,
+    Finished,
+}
+
+/// Retry settings; fields left out take the global `RETRY_*` defaults.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<u32>,
+    #[schema(minimum = 0, maximum = 86400000)]
+    pub backoff_ms: Option<u64>,
+    #[schema(minimum = 0, maximum = 86400000)]
+    pub max_backoff_ms: Option<u64>,
+}
+
+/// A job to create. `PATCH` takes any subset of the same fields.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobInput {
+    /// A label, 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    pub name: Option<String>,
+    /// Cron expression, 5 or 6 fields (seconds first).
+    #[schema(
+        example = "*/10 * * * * *",
+        pattern = "^\\s*[0-9A-Za-z*/,?#-]+(\\s+[0-9A-Za-z*/,?#-]+){4,5}\\s*$"
+    )]
+    pub schedule: String,
+    /// IANA time zone (default `UTC`).
+    #[schema(schema_with = time_zone)]
+    pub timezone: Option<String>,
+    /// Target URL (`http` or `https`).
+    #[schema(example = "https://example.com/hook", pattern = "^https?://[^\\s/?#]+")]
+    pub api: String,
+    #[serde(rename = "type")]
+    pub delivery: Option<Delivery>,
+    pub method: Option<Method>,
+    /// Extra request headers: names are HTTP tokens, values visible ASCII (at most 4096
+    /// bytes); `Host`, `Content-Length`, hop-by-hop headers, `Idempotency-Key` and
+    /// `X-Cronhook-*` are refused.
+    #[schema(schema_with = headers)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Request body (not with `GET`), at most 32 KiB.
+    pub body: Option<String>,
+    #[schema(minimum = 1, maximum = 600000)]
+    pub timeout_ms: Option<u64>,
+    pub retry: Option<Retry>,
+    pub misfire_policy: Option<Misfire>,
+    pub concurrency_policy: Option<Concurrency>,
+    pub enabled: Option<bool>,
+    /// This job's signing secret, 16 to 256 visible ASCII characters.
+    #[schema(pattern = "^[!-~]{16,256}$")]
+    pub signing_secret: Option<String>,
+}
+
+/// Request headers as a job sets them.
+pub fn headers() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, SchemaType};
+    use utoipa::openapi::{ObjectBuilder, Type};
+    let value = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some("^[\\t -~]*$"))
+        .max_length(Some(4096));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(AdditionalProperties::RefOr(value.build().into())))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")),
+        ))
+        .max_properties(Some(50))
+        .build()
+}
+
+/// An IANA time zone name, or null for UTC.
+pub fn time_zone() -> utoipa::openapi::Object {
+    zones(true)
+}
+
+/// The IANA time zone names cronhook knows, and null when `nullable`.
+fn zones(nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::Type;
+    let types = if nullable {
+        vec![Type::String, Type::Null]
+    } else {
+        vec![Type::String]
+    };
+    let names = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| serde_json::Value::String(tz.name().to_owned()));
+    let values: Vec<serde_json::Value> = if nullable {
+        names.chain([serde_json::Value::Null]).collect()
+    } else {
+        names.collect()
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(types))
+        .enum_values(Some(values))
+        .description(Some("IANA time zone (default UTC)"))
+        .build()
+}
+
+/// An IANA time zone name, as a query parameter.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        zones(false).into()
+    }
+}
+
+impl ToSchema for TimeZoneName {}
+
+/// A change to a job: [`JobInput`] with no field required; null clears an optional one.
+pub struct JobPatch;
+
+impl utoipa::PartialSchema for JobPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = <JobInput as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description =
+                Some("Any subset of a job's fields; null clears an optional one.".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for JobPatch {}
+
+/// `201`: the new job's id.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Created {
+    pub job_id: Uuid,
+}
+
+/// A job.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub schedule: String,
+    pub timezone: String,
+    pub api: String,
+    #[serde(rename = "type")]
+    pub delivery: Delivery,
+    pub method: Method,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub retry: Option<Retry>,
+    pub misfire_policy: Misfire,
+    pub concurrency_policy: Concurrency,
+    pub enabled: bool,
+    /// Whether the job has its own signing secret (never shown).
+    pub has_signing_secret: bool,
+    pub state: JobState,
+    pub next_run_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Bumped by every change.
+    pub version: i64,
+    /// The newest recorded execution (`GET /jobs/{jobId}` only).
+    pub last_execution: Option<Execution>,
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One execution, exactly the contract's fields.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub id: Uuid,
+    pub executed_at: String,
+    /// Null when no answer came.
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub success: bool,
+}
+
+impl From<ExecutionView> for Execution {
+    fn from(e: ExecutionView) -> Self {
+        Execution {
+            id: e.id,
+            executed_at: rfc3339(e.executed_at),
+            status_code: e.status_code,
+            duration_ms: e.duration_ms,
+            success: e.success,
+        }
+    }
+}
+
+/// One execution with its details.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetail {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub scheduled_at: String,
+    pub due_at: String,
+    pub attempt: u32,
+    /// `claimed`, `started`, `succeeded`, `failed`, `unknown` or `skipped`.
+    pub state: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    pub node: Option<String>,
+    pub executed_at: Option<String>,
+    pub status_code: Option<u16>,
+    pub duration_ms: Option<u64>,
+    pub success: Option<bool>,
+    pub error: Option<String>,
+}
+
+impl From<StoredExecution> for ExecutionDetail {
+    fn from(e: StoredExecution) -> Self {
+        ExecutionDetail {
+            id: e.id,
+            job_id: e.job_id,
+            scheduled_at: rfc3339(e.scheduled_at),
+            due_at: rfc3339(e.due_at),
+            attempt: e.attempt,
+            state: e.state,
+            trigger: e.trigger,
+            node: e.node,
+            executed_at: e.executed_at.map(rfc3339),
+            status_code: e.status_code,
+            duration_ms: e.duration_ms,
+            success: e.success,
+            error: e.error,
+        }
+    }
+}
+
+/// `202`: the manual call's execution.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Triggered {
+    pub execution_id: Uuid,
+    pub scheduled_at: String,
+}
+
+/// The next instants of an expression.
+#[derive(Serialize, ToSchema)]
+pub struct CronNext {
+    pub expr: String,
+    pub timezone: String,
+    pub next: Vec<String>,
+}
+
+/// Liveness of the store and the worker queue.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    pub timestamp: String,
+    /// Why it is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub worker: WorkerHealth,
+}
+
+/// The worker queue.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerHealth {
+    pub queue_size: u64,
+    pub active_workers: u64,
+}
+
+/// What `/dummy` received.
+#[derive(Serialize, ToSchema)]
+pub struct DummyReply {
+    pub ok: bool,
+    pub received: serde_json::Value,
+}

@@ -1,0 +1,274 @@
+//! The application layer: what the API can do with jobs. The API calls these and nothing
+//! below them; this is where a change is made to take effect everywhere before it is
+//! answered, and where a manual call is stored for the claimer to pick up.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::job::{JobSpec, NewJob};
+use crate::gate::Gate;
+use crate::store::group::JobWriter;
+use crate::store::{
+    Backend, DELETED, DynStore, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord,
+    JobRow, NextFire, StoreError, Triggered, Update,
+};
+use crate::worker::WorkerStats;
+
+/// Attempts at a change that keeps meeting concurrent changes.
+const CHANGE_ATTEMPTS: usize = 5;
+/// How long the database may take to answer a health check.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a change was not made.
+#[derive(Debug)]
+pub enum ChangeError<E> {
+    /// No such job.
+    NotFound,
+    /// The job kept changing concurrently.
+    Conflict,
+    /// The edit refused the job's current spec.
+    Edit(E),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for ChangeError<E> {
+    fn from(e: StoreError) -> Self {
+        ChangeError::Store(e)
+    }
+}
+
+/// What `/health` reports.
+#[derive(Debug)]
+pub struct Health {
+    /// Whether the database answered in time, or why not.
+    pub store: Result<(), String>,
+    /// Fires due and waiting for a worker.
+    pub queued: usize,
+    /// Calls in flight.
+    pub active: usize,
+}
+
+/// The operations on jobs, shared by every request handler.
+#[derive(Clone)]
+pub struct Service {
+    /// The store.
+    store: DynStore,
+    /// New jobs, group-committed.
+    writer: JobWriter,
+    /// Fires of changed jobs already in this node's memory are dropped here.
+    gate: Arc<Gate>,
+    /// Wakes this node's claimer for an attempt stored due now.
+    claimer: Arc<Notify>,
+    /// How often nodes poll for changes: a change waits this long on PostgreSQL.
+    change_poll: Duration,
+    /// Worker queue sizes, read for health.
+    stats: Arc<WorkerStats>,
+    /// The wall clock.
+    clock: Arc<dyn Clock>,
+}
+
+impl Service {
+    /// The service over `store`; `claimer` wakes this node's claimer, `gate` is consulted
+    /// by this node's workers, other nodes poll for changes every `change_poll`.
+    pub fn new(
+        store: DynStore,
+        gate: Arc<Gate>,
+        claimer: Arc<Notify>,
+        change_poll: Duration,
+        stats: Arc<WorkerStats>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Service {
+            writer: JobWriter::spawn(store.clone()),
+            store,
+            gate,
+            claimer,
+            change_poll,
+            stats,
+            clock,
+        }
+    }
+
+    /// Now, on the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Stores a new job, with its first fire after now.
+    pub async fn create(&self, spec: JobSpec) -> Result<Uuid, StoreError> {
+        let now = self.clock.now();
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            spec,
+        };
+        let id = job.id;
+        self.writer
+            .insert(JobRow {
+                first_fire: job.spec.schedule.next_after(now),
+                job,
+                created_at: now,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// One job.
+    pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+        self.store.get_job(id).await
+    }
+
+    /// A page of jobs.
+    pub async fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        self.store.list_jobs(query).await
+    }
+
+    /// A page of a job's recorded executions, newest first; none when there is no such job.
+    pub async fn executions(
+        &self,
+        job: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Option<Vec<ExecutionView>>, StoreError> {
+        let (exists, page) = tokio::join!(
+            self.store.job_exists(job),
+            self.store.executions_page(job, before, limit)
+        );
+        Ok(if exists? { Some(page?) } else { None })
+    }
+
+    /// One execution of a job.
+    pub async fn execution(
+        &self,
+        job: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.store.execution(job, id).await
+    }
+
+    /// Derives a job's new spec from its current one with `edit` and stores it, unless the
+    /// job changed meanwhile (then it tries again). An edit that changes nothing stores
+    /// nothing. Once it returns, no fire the change withdrew is called, on any node.
+    pub async fn change<E>(
+        &self,
+        id: Uuid,
+        edit: impl Fn(&JobSpec) -> Result<JobSpec, E>,
+    ) -> Result<JobRecord, ChangeError<E>> {
+        for _ in 0..CHANGE_ATTEMPTS {
+            let current = self.store.get_job(id).await?.ok_or(ChangeError::NotFound)?;
+            let spec = edit(&current.spec).map_err(ChangeError::Edit)?;
+            if spec == current.spec {
+                return Ok(current);
+            }
+            let now = self.clock.now();
+            let next = if spec.schedule == current.spec.schedule {
+                NextFire::Keep
+            } else {
+                NextFire::At(spec.schedule.next_after(now))
+            };
+            match self
+                .store
+                .update_job(id, current.version, &spec, next, now)
+                .await?
+            {
+                Update::Applied {
+                    version,
+                    next_fire_at,
+                } => {
+                    self.settle(JobChange {
+                        id,
+                        version,
+                        at: now.timestamp_millis(),
+                    })
+                    .await;
+                    tracing::info!(job_id = %id, version, "job changed");
+                    return Ok(JobRecord {
+                        spec,
+                        next_fire_at,
+                        updated_at: now,
+                        version,
+                        ..current
+                    });
+                }
+                Update::NotFound => return Err(ChangeError::NotFound),
+                Update::Stale => continue,
+            }
+        }
+        Err(ChangeError::Conflict)
+    }
+
+    /// Pauses (`false`) or resumes (`true`) a job.
+    pub async fn set_enabled(
+        &self,
+        id: Uuid,
+        enabled: bool,
+    ) -> Result<JobRecord, ChangeError<std::convert::Infallible>> {
+        self.change(id, |current| {
+            Ok(JobSpec {
+                enabled,
+                ..current.clone()
+            })
+        })
+        .await
+    }
+
+    /// Deletes a job and its history; false when there was no such job. Once it returns,
+    /// no fire of the job is called, on any node.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        if !self.store.delete_job(id, now).await? {
+            return Ok(false);
+        }
+        self.settle(JobChange {
+            id,
+            version: DELETED,
+            at: now.timestamp_millis(),
+        })
+        .await;
+        tracing::info!(job_id = %id, "job deleted");
+        Ok(true)
+    }
+
+    /// Stores a manual call of a job, due now, and wakes this node's claimer for it; none
+    /// when there is no such job.
+    pub async fn trigger(&self, id: Uuid) -> Result<Option<Triggered>, StoreError> {
+        let triggered = self.store.trigger(id, self.clock.now()).await?;
+        if let Some(t) = &triggered {
+            tracing::info!(job_id = %id, execution_id = %t.execution_id, "manual call");
+            self.claimer.notify_one();
+        }
+        Ok(triggered)
+    }
+
+    /// Whether the database answers, and the worker queue's sizes.
+    pub async fn health(&self) -> Health {
+        let store = match tokio::time::timeout(PING_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "database did not answer within {} ms",
+                PING_TIMEOUT.as_millis()
+            )),
+        };
+        Health {
+            store,
+            queued: self.stats.queued.load(Ordering::Acquire),
+            active: self.stats.active.load(Ordering::Acquire),
+        }
+    }
+
+    /// Applies a committed change to this node's gate and, on PostgreSQL, waits until every
+    /// other node has polled it, so no fire it withdrew is called after the answer.
+    async fn settle(&self, change: JobChange) {
+        self.gate.apply(change);
+        if self.store.backend() == Backend::Postgres {
+            tokio::time::sleep(self.change_poll + Duration::from_millis(50)).await;
+        }
+    }
+}
