@@ -1,26 +1,33 @@
 //! The command line: `serve` (the default), `migrate`, and `cron` to preview a schedule.
 
+use std::ffi::OsString;
+
 use chrono::{SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 
+use crate::config::{CommonSettings, Settings};
 use crate::domain::schedule::Schedule;
 
 /// cronhook: a durable cron-over-HTTP job scheduler.
 #[derive(Debug, Parser)]
 #[command(name = "cronhook", version, about)]
 pub struct Cli {
-    /// What to do; `serve` when omitted.
+    /// What to do.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
-    Serve,
+    ///
+    /// Each setting is taken from its flag, else its environment variable, else a .env file in
+    /// the working directory, else its default. A blank value is unset. Durations are whole
+    /// milliseconds, at most a day unless noted.
+    Serve(Box<Settings>),
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate(CommonSettings),
     /// Print the next fire instants of a cron expression.
     Cron {
         /// The expression: 6 fields (seconds first) or 5.
@@ -32,6 +39,17 @@ pub enum Command {
         #[arg(short = 'n', long = "count", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
         n: u16,
     },
+}
+
+/// The command `args` name, its settings read from the environment; `serve` when they name none.
+pub fn parse_command(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::Error> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    // The top level takes no arguments but --help and --version, so a bare program name is
+    // the one way to name no command, and it runs `serve` with the same settings.
+    if args.len() == 1 {
+        args.push("serve".into());
+    }
+    Cli::try_parse_from(args).map(|cli| cli.command)
 }
 
 /// The next `n` instants of `expr` in `tz`, one RFC 3339 UTC line each, or why it is invalid.

@@ -1,8 +1,16 @@
-//! Settings from the environment (and a `.env` file, loaded by `main`).
+//! Settings: each declared once below with its environment variable, default and meaning, read
+//! by clap from the environment (which a `.env` file, loaded by `main`, fills in) or from the
+//! matching `serve` flag. `cronhook serve --help` lists them.
 
+use std::ffi::OsStr;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
+
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::{Arg, Args};
 
 use crate::domain::job::RetryPolicy;
 use crate::retention::Retention;
@@ -17,7 +25,117 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything the service reads from its environment.
+/// Which addresses calls may reach, before `TARGET_ALLOW`'s exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every address.
+    Any,
+    /// Public addresses only.
+    Public,
+}
+
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cronhook.db";
+
+/// The longest duration setting, in milliseconds.
+const DAY_MS: u64 = 86_400_000;
+
+/// The settings `migrate` shares with `serve`: the database and logging.
+#[derive(Debug, Clone, Args)]
+pub struct CommonSettings {
+    /// postgres://user:pass@host:5432/db or sqlite://path.db; a ?schema=NAME suffix on a postgres URL selects that schema.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = Setting(database_url))]
+    pub database_url: String,
+    /// Minimum level logged: trace, debug, info, warn or error (RUST_LOG, when set, refines it per module).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = Setting(log_level))]
+    pub log_level: String,
+    /// Log line layout: pretty or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty", value_parser = Setting(log_format))]
+    pub log_format: LogFormat,
+}
+
+// Each field is named after its variable, so `--help` shows the variable as the flag's value
+// name (`--port <PORT>`); a test holds every field to it.
+/// Every setting of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// The database and logging.
+    #[command(flatten)]
+    pub common: CommonSettings,
+    /// Address to bind; localhost means 127.0.0.1.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1", value_parser = Setting(host))]
+    pub host: IpAddr,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 3000, value_parser = Setting(whole::<u16>(0..=65_535)))]
+    pub port: u16,
+    /// Most HTTP calls in flight at once (1 to 10000).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10, value_parser = Setting(whole::<usize>(1..=10_000)))]
+    pub worker_concurrency: usize,
+    /// Timeout of one call (at least 1).
+    #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 30_000, value_parser = Setting(whole::<u64>(1..=DAY_MS)))]
+    pub call_timeout_ms: u64,
+    /// How long in-flight calls may finish on SIGINT/SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
+    pub shutdown_grace_ms: u64,
+    /// A node that has not heartbeated for this long is dead and a live node recovers its fires; nodes heartbeat every LEASE_MS/3 (at least 1000).
+    #[arg(long, env = "LEASE_MS", default_value_t = 15_000, value_parser = Setting(whole::<u64>(1_000..=DAY_MS)))]
+    pub lease_ms: u64,
+    /// How far ahead fires are claimed from the store.
+    #[arg(long, env = "LOOKAHEAD_MS", default_value_t = 2_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
+    pub lookahead_ms: u64,
+    /// How often the claimer polls (at least 10).
+    #[arg(long, env = "CLAIM_INTERVAL_MS", default_value_t = 250, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
+    pub claim_interval_ms: u64,
+    /// A fire later than this is a misfire and follows the job's misfirePolicy.
+    #[arg(long, env = "MISFIRE_THRESHOLD_MS", default_value_t = 5_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
+    pub misfire_threshold_ms: u64,
+    /// Bound on catch-up fires for misfirePolicy "all" (1 to 100000).
+    #[arg(long, env = "MISFIRE_MAX_CATCHUP", default_value_t = 100, value_parser = Setting(whole::<usize>(1..=100_000)))]
+    pub misfire_max_catchup: usize,
+    /// Attempts per ATLEAST_ONCE fire, 1 meaning no retry (1 to 100).
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 3, value_parser = Setting(whole::<u32>(1..=100)))]
+    pub retry_max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 1_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
+    pub retry_backoff_ms: u64,
+    /// Cap on the retry delay.
+    #[arg(long, env = "RETRY_MAX_BACKOFF_MS", default_value_t = 60_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
+    pub retry_max_backoff_ms: u64,
+    /// Connections to PostgreSQL (2 to 1000; SQLite uses 4).
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 10, value_parser = Setting(whole::<u32>(2..=1_000)))]
+    pub db_pool_size: u32,
+    // `std::option::Option` rather than `Option`: clap's derive would otherwise give the
+    // parser only set values, leaving it no way to read a blank one as unset.
+    /// When set, every endpoint but /health requires `Authorization: Bearer <token>` (16+ visible ASCII characters); set it for any deployment.
+    #[arg(long, env = "API_TOKEN", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = Setting(unset_or(secret)))]
+    pub api_token: std::option::Option<String>,
+    /// When set, calls of jobs without their own secret are signed with it (16+ visible ASCII characters).
+    #[arg(long, env = "SIGNING_SECRET", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = Setting(unset_or(secret)))]
+    pub signing_secret: std::option::Option<String>,
+    /// "public" refuses calls to loopback, private, link-local and other non-public addresses; "any" allows every address.
+    #[arg(long, env = "TARGET_POLICY", default_value = "any", value_parser = Setting(reach))]
+    pub target_policy: Reach,
+    /// Exceptions to TARGET_POLICY=public: comma-separated CIDRs, addresses and host names.
+    #[arg(long, env = "TARGET_ALLOW", default_value = "", hide_default_value = true, value_parser = Setting(target_allow))]
+    pub target_allow: TargetPolicy,
+    /// Finished executions kept per job; older ones are pruned in the background (1 to 1000000).
+    #[arg(long, env = "HISTORY_KEEP", default_value_t = 1_000, value_parser = Setting(whole::<u32>(1..=1_000_000)))]
+    pub history_keep: u32,
+    /// When set, also prune finished executions older than this (at least 1000, at most ten years).
+    #[arg(long, env = "HISTORY_MAX_AGE_MS", default_value = "", hide_default_value = true, value_parser = Setting(unset_or(whole::<u64>(1_000..=3_650 * DAY_MS))))]
+    pub history_max_age_ms: std::option::Option<u64>,
+    /// Pause between pruning steps (at least 10).
+    #[arg(long, env = "PRUNE_INTERVAL_MS", default_value_t = 1_000, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
+    pub prune_interval_ms: u64,
+    /// Jobs looked at per pruning step (1 to 100000).
+    #[arg(long, env = "PRUNE_JOBS", default_value_t = 100, value_parser = Setting(whole::<u32>(1..=100_000)))]
+    pub prune_jobs: u32,
+    /// Rows deleted per job and rule per pruning step, each batch its own short statement (1 to 100000).
+    #[arg(long, env = "PRUNE_BATCH", default_value_t = 500, value_parser = Setting(whole::<u32>(1..=100_000)))]
+    pub prune_batch: u32,
+}
+
+/// Everything `serve` runs with, in the types the service uses.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `postgres://...` or `sqlite://...`.
@@ -60,199 +178,216 @@ pub struct Config {
     pub retention: Retention,
 }
 
-/// A setting that could not be used, naming its variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {var}: {message}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub var: &'static str,
-    /// What is wrong with its value.
-    pub message: String,
+impl From<Settings> for Config {
+    fn from(s: Settings) -> Config {
+        let ms = Duration::from_millis;
+        Config {
+            database_url: s.common.database_url,
+            host: s.host,
+            port: s.port,
+            log_level: s.common.log_level,
+            log_format: s.common.log_format,
+            worker_concurrency: s.worker_concurrency,
+            call_timeout: ms(s.call_timeout_ms),
+            shutdown_grace: ms(s.shutdown_grace_ms),
+            lease: ms(s.lease_ms),
+            lookahead: ms(s.lookahead_ms),
+            claim_interval: ms(s.claim_interval_ms),
+            misfire_threshold: ms(s.misfire_threshold_ms),
+            misfire_max_catchup: s.misfire_max_catchup,
+            retry: RetryPolicy {
+                max_attempts: s.retry_max_attempts,
+                backoff_ms: s.retry_backoff_ms,
+                max_backoff_ms: s.retry_max_backoff_ms,
+            },
+            db_pool_size: s.db_pool_size,
+            api_token: s.api_token,
+            signing_secret: s.signing_secret,
+            target_policy: Arc::new(TargetPolicy {
+                public_only: s.target_policy == Reach::Public,
+                ..s.target_allow
+            }),
+            retention: Retention {
+                keep: s.history_keep,
+                max_age: s.history_max_age_ms.map(ms),
+                interval: ms(s.prune_interval_ms),
+                jobs_per_step: s.prune_jobs,
+                batch: s.prune_batch,
+            },
+        }
+    }
 }
 
-/// The default database: an SQLite file in the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://cronhook.db";
+/// A setting's parser, made to read like every other: surrounding blanks are ignored, a blank
+/// value is the default (so `PORT=` in `.env` leaves PORT unset), and an error names the
+/// variable whether the value came from it or from the flag.
+#[derive(Clone)]
+struct Setting<F>(F);
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+impl<T, F> TypedValueParser for Setting<F>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
 
-    /// Reads settings through `get`, so tests need not touch the process environment.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |k: &'static str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let var = arg.and_then(Arg::get_env).unwrap_or_default();
+        let fail = |reason: String| {
+            let message = format!("invalid {}: {reason}", var.to_string_lossy());
+            clap::Error::raw(ErrorKind::ValueValidation, message).format(&mut cmd.clone())
         };
-        let database_url = match var("DATABASE_URL") {
-            None => DEFAULT_DATABASE_URL.to_owned(),
-            Some(url) => {
-                let url = url.trim_matches('"').to_owned();
-                if !(url.starts_with("postgres://")
-                    || url.starts_with("postgresql://")
-                    || url.starts_with("sqlite:"))
-                {
-                    return Err(ConfigError {
-                        var: "DATABASE_URL",
-                        message: "expected postgres://..., postgresql://... or sqlite://...".into(),
-                    });
-                }
-                url
-            }
+        let text = value.to_str().map(str::trim);
+        let text = match text {
+            None => return Err(fail(format!("{value:?} is not UTF-8"))),
+            Some("") => arg
+                .and_then(|a| a.get_default_values().first())
+                .and_then(|d| d.to_str())
+                .unwrap_or(""),
+            Some(text) => text,
         };
-        let log_level = var("LOG_LEVEL")
-            .unwrap_or_else(|| "info".into())
-            .to_ascii_lowercase();
-        if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
-            return Err(ConfigError {
-                var: "LOG_LEVEL",
-                message: format!("{log_level:?} is not one of trace, debug, info, warn, error"),
-            });
-        }
-        let log_format = match var("LOG_FORMAT")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "LOG_FORMAT",
-                    message: format!("{other:?} is not pretty or json"),
-                });
-            }
-        };
-        let num = |k: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match var(k) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(ConfigError {
-                        var: k,
-                        message: format!("{v:?} is not a whole number from {min} to {max}"),
-                    }),
-                },
-            }
-        };
-        let ms = |k: &'static str, default: u64, min: u64| -> Result<Duration, ConfigError> {
-            num(k, default, min, 86_400_000).map(Duration::from_millis)
-        };
-        let host = match var("HOST") {
-            None => IpAddr::from([127, 0, 0, 1]),
-            Some(h) if h == "localhost" => IpAddr::from([127, 0, 0, 1]),
-            Some(h) => h.parse().map_err(|_| ConfigError {
-                var: "HOST",
-                message: format!("{h:?} is not an IP address"),
-            })?,
-        };
-        let lease = ms("LEASE_MS", 15_000, 1_000)?;
-        let public_only = match var("TARGET_POLICY")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("any") => false,
-            Some("public") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "TARGET_POLICY",
-                    message: format!("{other:?} is not any or public"),
-                });
-            }
-        };
-        let target_policy =
-            TargetPolicy::new(public_only, &var("TARGET_ALLOW").unwrap_or_default()).map_err(
-                |message| ConfigError {
-                    var: "TARGET_ALLOW",
-                    message,
-                },
-            )?;
-        let signing_secret = var("SIGNING_SECRET");
-        if let Some(s) = &signing_secret
-            && (s.len() < 16 || !s.chars().all(|c| c.is_ascii_graphic()))
-        {
-            return Err(ConfigError {
-                var: "SIGNING_SECRET",
-                message: "must be at least 16 visible ASCII characters".into(),
-            });
-        }
-        let api_token = var("API_TOKEN");
-        if let Some(t) = &api_token
-            && (t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()))
-        {
-            return Err(ConfigError {
-                var: "API_TOKEN",
-                message: "must be at least 16 visible ASCII characters".into(),
-            });
-        }
-        let retry = RetryPolicy {
-            max_attempts: num("RETRY_MAX_ATTEMPTS", 3, 1, 100)? as u32,
-            backoff_ms: num("RETRY_BACKOFF_MS", 1_000, 0, 86_400_000)?,
-            max_backoff_ms: num("RETRY_MAX_BACKOFF_MS", 60_000, 0, 86_400_000)?,
-        };
-        Ok(Config {
-            database_url,
-            host,
-            port: num("PORT", 3000, 0, 65_535)? as u16,
-            log_level,
-            log_format,
-            worker_concurrency: num("WORKER_CONCURRENCY", 10, 1, 10_000)? as usize,
-            call_timeout: ms("CALL_TIMEOUT_MS", 30_000, 1)?,
-            shutdown_grace: ms("SHUTDOWN_GRACE_MS", 10_000, 0)?,
-            lease,
-            lookahead: ms("LOOKAHEAD_MS", 2_000, 0)?,
-            claim_interval: ms("CLAIM_INTERVAL_MS", 250, 10)?,
-            misfire_threshold: ms("MISFIRE_THRESHOLD_MS", 5_000, 0)?,
-            misfire_max_catchup: num("MISFIRE_MAX_CATCHUP", 100, 1, 100_000)? as usize,
-            retry,
-            db_pool_size: num("DB_POOL_SIZE", 10, 2, 1_000)? as u32,
-            api_token,
-            signing_secret,
-            target_policy: Arc::new(target_policy),
-            retention: Retention {
-                keep: num("HISTORY_KEEP", 1_000, 1, 1_000_000)? as u32,
-                max_age: match var("HISTORY_MAX_AGE_MS") {
-                    None => None,
-                    Some(_) => Some(Duration::from_millis(num(
-                        "HISTORY_MAX_AGE_MS",
-                        0,
-                        1_000,
-                        10 * 365 * 86_400_000,
-                    )?)),
-                },
-                interval: ms("PRUNE_INTERVAL_MS", 1_000, 10)?,
-                jobs_per_step: num("PRUNE_JOBS", 100, 1, 100_000)? as u32,
-                batch: num("PRUNE_BATCH", 500, 1, 100_000)? as u32,
-            },
-        })
+        (self.0)(text).map_err(fail)
     }
+}
+
+/// A whole number in `range`, as a `T` that holds the whole range.
+fn whole<T: TryFrom<u64> + 'static>(
+    range: RangeInclusive<u64>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        s.parse()
+            .ok()
+            .filter(|n| range.contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                let (min, max) = (range.start(), range.end());
+                format!("{s:?} is not a whole number from {min} to {max}")
+            })
+    }
+}
+
+/// `parse`, except that a blank value is unset.
+fn unset_or<T>(
+    parse: impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+) -> impl Fn(&str) -> Result<Option<T>, String> + Clone + Send + Sync + 'static {
+    move |s| match s {
+        "" => Ok(None),
+        s => parse(s).map(Some),
+    }
+}
+
+fn database_url(s: &str) -> Result<String, String> {
+    // Quotes survive from some .env writers and docker-compose files.
+    let url = s.trim_matches('"');
+    if ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        Ok(url.to_owned())
+    } else {
+        Err("expected postgres://..., postgresql://... or sqlite://...".into())
+    }
+}
+
+fn log_level(s: &str) -> Result<String, String> {
+    let level = s.to_ascii_lowercase();
+    match level.as_str() {
+        "trace" | "debug" | "info" | "warn" | "error" => Ok(level),
+        _ => Err(format!(
+            "{s:?} is not one of trace, debug, info, warn, error"
+        )),
+    }
+}
+
+fn log_format(s: &str) -> Result<LogFormat, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "pretty" => Ok(LogFormat::Pretty),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{s:?} is not pretty or json")),
+    }
+}
+
+fn host(s: &str) -> Result<IpAddr, String> {
+    match s {
+        "localhost" => Ok(IpAddr::from([127, 0, 0, 1])),
+        s => s.parse().map_err(|_| format!("{s:?} is not an IP address")),
+    }
+}
+
+fn secret(s: &str) -> Result<String, String> {
+    if s.len() >= 16 && s.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be at least 16 visible ASCII characters".into())
+    }
+}
+
+fn reach(s: &str) -> Result<Reach, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "any" => Ok(Reach::Any),
+        "public" => Ok(Reach::Public),
+        _ => Err(format!("{s:?} is not any or public")),
+    }
+}
+
+/// The exceptions alone; `From<Settings>` adds whether only public addresses are allowed.
+fn target_allow(s: &str) -> Result<TargetPolicy, String> {
+    TargetPolicy::new(false, s)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::collections::HashMap;
+    use clap::{CommandFactory, FromArgMatches};
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+    use super::*;
+    use crate::cli::{Cli, Command, parse_command};
+
+    /// `cronhook serve ARGS` as the binary reads it, process environment included.
+    fn serve(args: &[&str]) -> Result<Config, clap::Error> {
+        let argv = ["cronhook", "serve"].iter().chain(args);
+        match parse_command(argv.map(Into::into))? {
+            Command::Serve(settings) => Ok((*settings).into()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// `serve ARGS` blind to the process environment, so that a variable exported where the
+    /// tests run cannot change what they see.
+    fn serve_without_env(args: &[&str]) -> Config {
+        let command = Settings::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None));
+        let matches = command
+            .try_get_matches_from(["serve"].iter().chain(args))
+            .unwrap();
+        Settings::from_arg_matches(&matches).unwrap().into()
+    }
+
+    /// The flag of variable `var`.
+    fn flag(var: &str, value: &str) -> String {
+        format!("--{}={value}", var.to_ascii_lowercase().replace('_', "-"))
     }
 
     #[test]
     fn defaults_serve_on_3000_with_sqlite() {
-        let c = load(&[]).unwrap();
+        let c = serve_without_env(&[]);
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.port, 3000);
         assert_eq!(c.host.to_string(), "127.0.0.1");
         assert_eq!(c.worker_concurrency, 10);
         assert_eq!(c.call_timeout, Duration::from_secs(30));
+        assert_eq!(c.lease, Duration::from_secs(15));
+        assert_eq!(c.claim_interval, Duration::from_millis(250));
         assert_eq!(c.log_level, "info");
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.retry.max_attempts, 3);
+        assert_eq!((c.api_token, c.signing_secret), (None, None));
+        assert_eq!(*c.target_policy, TargetPolicy::default());
+        assert_eq!(c.retention.keep, 1_000);
+        assert_eq!(c.retention.max_age, None);
     }
 
     #[test]
@@ -273,11 +408,13 @@ mod tests {
             ("HISTORY_MAX_AGE_MS", "5"),
             ("CALL_TIMEOUT_MS", "-5"),
             ("LEASE_MS", "10"),
+            ("DB_POOL_SIZE", "1"),
         ] {
-            let err = load(&[(k, v)]).unwrap_err();
-            assert_eq!(err.var, k, "{k}={v}");
+            let err = serve(&[&flag(k, v)]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{k}={v}");
+            assert_eq!(err.exit_code(), 2);
             assert!(
-                err.to_string().starts_with(&format!("invalid {k}:")),
+                err.to_string().starts_with(&format!("error: invalid {k}:")),
                 "{err}"
             );
         }
@@ -285,16 +422,61 @@ mod tests {
 
     #[test]
     fn values_are_read() {
-        let c = load(&[
-            ("PORT", "8080"),
-            ("LOG_LEVEL", "DEBUG"),
-            ("LOG_FORMAT", "json"),
-            ("DATABASE_URL", "\"postgres://u@h/db\""),
-        ])
-        .unwrap();
+        let c = serve_without_env(&[
+            "--port=8080",
+            "--log-level=DEBUG",
+            "--log-format=json",
+            "--database-url=\"postgres://u@h/db\"",
+            "--host=localhost",
+            "--call-timeout-ms=1500",
+            "--api-token=0123456789abcdef",
+            "--target-policy=Public",
+            "--target-allow=10.0.0.0/8, hooks.internal",
+            "--history-max-age-ms=60000",
+            "--prune-batch=7",
+        ]);
         assert_eq!(c.port, 8080);
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.database_url, "postgres://u@h/db");
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.call_timeout, Duration::from_millis(1500));
+        assert_eq!(c.api_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            *c.target_policy,
+            TargetPolicy::new(true, "10.0.0.0/8,hooks.internal").unwrap()
+        );
+        assert_eq!(c.retention.max_age, Some(Duration::from_secs(60)));
+        assert_eq!(c.retention.batch, 7);
+    }
+
+    #[test]
+    fn blank_values_are_unset_and_surrounding_blanks_ignored() {
+        let c = serve_without_env(&[
+            "--port=",
+            "--api-token= ",
+            "--history-max-age-ms=",
+            "--worker-concurrency= 7 ",
+        ]);
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.api_token, None);
+        assert_eq!(c.retention.max_age, None);
+        assert_eq!(c.worker_concurrency, 7);
+    }
+
+    #[test]
+    fn every_setting_is_named_after_its_variable() {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let settings: Vec<_> = serve
+            .get_arguments()
+            .filter(|a| a.get_long() != Some("help"))
+            .collect();
+        assert_eq!(settings.len(), 26);
+        for arg in settings {
+            let var = arg.get_env().and_then(OsStr::to_str);
+            let id = arg.get_id().as_str().to_ascii_uppercase();
+            assert_eq!(var, Some(id.as_str()), "{arg:?}");
+        }
     }
 }

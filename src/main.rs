@@ -1,18 +1,21 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use cronhook::app::{Application, shutdown_signal};
-use cronhook::cli::{Cli, Command, preview};
-use cronhook::config::Config;
+use cronhook::cli::{Command, parse_command, preview};
+use cronhook::config::{Config, LogFormat};
 use cronhook::{store, telemetry};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Cron { expr, tz, n }) = &cli.command {
-        return match preview(expr, tz, usize::from(*n)) {
+    // Before parsing: clap reads the settings from the environment, which .env fills in where
+    // it leaves them unset.
+    let _ = dotenvy::dotenv();
+    // A bad setting exits with code 2, its message naming the variable.
+    let command = parse_command(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    match command {
+        Command::Cron { expr, tz, n } => match preview(&expr, &tz, usize::from(n)) {
             Ok(lines) => {
                 println!("{lines}");
                 ExitCode::SUCCESS
@@ -21,18 +24,30 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             }
-        };
-    }
-    // A .env file fills in what the environment leaves unset.
-    let _ = dotenvy::dotenv();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+        },
+        Command::Migrate(common) => run(&common.log_level, common.log_format, async move {
+            let store = store::connect(&common.database_url, 2).await?;
+            store.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }),
+        Command::Serve(settings) => {
+            let config = Config::from(*settings);
+            run(&config.log_level.clone(), config.log_format, async move {
+                let app = Application::build(config).await?;
+                app.run_until_stopped(shutdown_signal()).await
+            })
         }
-    };
-    telemetry::init(&config.log_level, config.log_format);
+    }
+}
+
+/// Starts logging and a runtime, then runs `task` to its end.
+fn run(
+    log_level: &str,
+    log_format: LogFormat,
+    task: impl Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    telemetry::init(log_level, log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -40,21 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Some(Command::Migrate) => {
-                let store = store::connect(&config.database_url, 2).await?;
-                store.close().await;
-                tracing::info!("migrations applied");
-                Ok(())
-            }
-            _ => {
-                let app = Application::build(config).await?;
-                app.run_until_stopped(shutdown_signal()).await
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

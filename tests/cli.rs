@@ -82,6 +82,65 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
 }
 
 #[test]
+fn serve_help_lists_every_setting() {
+    let out = cronhook().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "DATABASE_URL",
+        "HOST",
+        "PORT",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "WORKER_CONCURRENCY",
+        "CALL_TIMEOUT_MS",
+        "SHUTDOWN_GRACE_MS",
+        "LEASE_MS",
+        "LOOKAHEAD_MS",
+        "CLAIM_INTERVAL_MS",
+        "MISFIRE_THRESHOLD_MS",
+        "MISFIRE_MAX_CATCHUP",
+        "RETRY_MAX_ATTEMPTS",
+        "RETRY_BACKOFF_MS",
+        "RETRY_MAX_BACKOFF_MS",
+        "DB_POOL_SIZE",
+        "API_TOKEN",
+        "SIGNING_SECRET",
+        "TARGET_POLICY",
+        "TARGET_ALLOW",
+        "HISTORY_KEEP",
+        "HISTORY_MAX_AGE_MS",
+        "PRUNE_INTERVAL_MS",
+        "PRUNE_JOBS",
+        "PRUNE_BATCH",
+    ] {
+        assert!(help.contains(&format!("[env: {var}")), "{var}: {help}");
+    }
+    assert!(help.contains("[default: 3000]"), "{help}");
+}
+
+#[test]
+fn cron_and_migrate_ignore_the_settings_they_do_not_use() {
+    let out = cronhook()
+        .args(["cron", "0 * * * * *", "-n", "1"])
+        .env("PORT", "eighty")
+        .env("DATABASE_URL", "mysql://x/y")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronhook()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .env("PORT", "eighty")
+        .env("DATABASE_URL", "sqlite://migrated.db")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("migrated.db").exists());
+}
+
+#[test]
 fn a_dot_env_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), "LOG_LEVEL=shouting\n").unwrap();
