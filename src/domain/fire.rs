@@ -19,8 +19,6 @@ pub struct Call {
     pub headers: Vec<(String, String)>,
     /// The body; none sends cronhook's JSON description of the fire.
     pub body: Option<String>,
-    /// The body's `Content-Type`: JSON, unless the job's own body does not parse as JSON.
-    pub content_type: &'static str,
     /// The job's own timeout in milliseconds; none uses the global one.
     pub timeout_ms: Option<u64>,
     /// How often the fire may reach the target.
@@ -36,11 +34,6 @@ pub struct Call {
     pub version: i64,
 }
 
-/// The `Content-Type` of a JSON body.
-pub const JSON: &str = "application/json";
-/// The `Content-Type` of a job's body that is not JSON.
-pub const TEXT: &str = "text/plain; charset=utf-8";
-
 impl Call {
     /// A plain POST to `api` with every option at its default, at version 1.
     pub fn post(api: &str, delivery: Delivery) -> Call {
@@ -49,7 +42,6 @@ impl Call {
             method: HttpMethod::Post,
             headers: Vec::new(),
             body: None,
-            content_type: JSON,
             timeout_ms: None,
             delivery,
             retry: RetryOverride::default(),

@@ -247,26 +247,15 @@ pub struct Triggered {
     pub scheduled_at: DateTime<Utc>,
 }
 
-/// The operations the scheduler, workers and API need from a database.
+/// The operations the scheduler, workers and API need from a database: those whose SQL
+/// differs between the databases here, the rest in [`CommonOps`], written once.
 #[async_trait]
 pub trait Store: CommonOps + Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
-    /// Checks the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Stores new jobs in one transaction: all of them or, on error, none.
-    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError>;
-
-    /// Whether a job exists.
-    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;
-
     /// Records that `node` is alive at `now`.
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
-
-    /// Forgets a node that stopped cleanly.
-    async fn remove_node(&self, node: &str) -> Result<(), StoreError>;
 
     /// Records the fires of due jobs within the look-ahead window as claimed by `node`,
     /// advances the jobs' next fire times, and takes for `node` the waiting attempts due
@@ -279,45 +268,11 @@ pub trait Store: CommonOps + Send + Sync + 'static {
         clock: &dyn Clock,
     ) -> Result<Claimed, StoreError>;
 
-    /// Marks an ATMOST_ONCE attempt started, durably, before its request leaves. False when
-    /// the attempt is no longer this node's to start.
-    async fn mark_started(
-        &self,
-        execution: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
     /// Writes attempts' outcomes, and the retries they schedule (waiting, held by no node),
     /// in one transaction.
     /// Returns the execution ids of the retries stored (a retry whose attempt already
     /// exists, or whose job changed or is gone, is not).
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError>;
-
-    /// Hands an attempt `node` claimed but could not start back, to wait until `due_at`.
-    /// False when it is no longer `node`'s.
-    async fn postpone(
-        &self,
-        execution: Uuid,
-        node: &str,
-        due_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// Hands back every fire `node` claimed but did not start, for any node to take.
-    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;
-
-    /// Hands back the attempts of nodes other than `node` not heard from since
-    /// `live_since`: claimed ones, and started ATLEAST_ONCE ones, wait for any claimer
-    /// again; started ATMOST_ONCE ones are recorded as unknown at `now`.
-    async fn recover(
-        &self,
-        node: &str,
-        live_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError>;
-
-    /// Closes the connections.
-    async fn close(&self);
 }
 
 /// A shared store.

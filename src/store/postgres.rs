@@ -13,10 +13,8 @@ use super::Claimed;
 use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
 };
-use super::insert::{JOB_CHUNK, insert_jobs_query};
-use super::rows;
-use super::shared::common_ops;
-use super::{Backend, ClaimParams, JobRow, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms};
+use super::shared::Sql;
+use super::{Backend, ClaimParams, Store, StoreError, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
 use crate::domain::plan::Window;
@@ -73,47 +71,21 @@ impl PgStore {
     }
 }
 
-impl PgStore {
-    /// A transaction for statements that write.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+impl Sql for PgStore {
+    type DB = Postgres;
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_JOB: &'static str =
+        "SELECT version, next_fire_at FROM jobs WHERE id = $1 FOR UPDATE";
+
+    fn pool(&self) -> &sqlx::Pool<Postgres> {
+        &self.pool
     }
 }
-
-common_ops!(PgStore, sqlx::Postgres, " FOR UPDATE");
 
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in jobs.chunks(JOB_CHUNK) {
-            insert_jobs_query::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
     }
 
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -125,14 +97,6 @@ impl Store for PgStore {
         .bind(to_ms(now))
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    async fn remove_node(&self, node: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM nodes WHERE id = $1")
-            .bind(node)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 
@@ -162,28 +126,7 @@ impl Store for PgStore {
         .await?;
         let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
-        let mut fires = planned.fires;
-        if !fires.is_empty() {
-            let ids: Vec<Uuid> = fires.iter().map(|f| f.execution_id).collect();
-            let jobs: Vec<Uuid> = fires.iter().map(|f| f.job_id).collect();
-            let ats: Vec<i64> = fires.iter().map(|f| to_ms(f.scheduled_at)).collect();
-            let inserted: Vec<Uuid> = sqlx::query_scalar(
-                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
-                 SELECT u.id, u.job_id, u.at, 1, u.at, 'claimed', $4 \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(id, job_id, at) \
-                 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
-            )
-            .bind(&ids)
-            .bind(&jobs)
-            .bind(&ats)
-            .bind(node)
-            .fetch_all(&mut *tx)
-            .await?;
-            if inserted.len() != fires.len() {
-                let kept: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-                fires.retain(|f| kept.contains(&f.execution_id));
-            }
-        }
+        let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
         if !planned.next.is_empty() {
             let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) = planned.next.into_iter().unzip();
             sqlx::query(
@@ -195,44 +138,15 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let waiting: Vec<OpenExecution> = sqlx::query_as(concat!(
-            "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
-             AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE executions e SET node_id = $1 FROM taken, jobs j \
-             WHERE e.id = taken.id AND j.id = e.job_id RETURNING ",
-            open_execution_columns!()
-        ))
-        .bind(node)
-        .bind(to_ms(w.horizon))
-        .bind(i64::from(params.batch))
-        .fetch_all(&mut *tx)
-        .await?;
+        let waiting = take_waiting(&mut tx, node, w.horizon, params.batch).await?;
         tx.commit().await?;
         let waiting_read = waiting.len();
-        fires.extend(waiting.into_iter().map(Fire::from));
+        fires.extend(waiting);
         Ok(Claimed {
             fires,
             jobs: jobs_read,
             waiting: waiting_read,
         })
-    }
-
-    async fn mark_started(
-        &self,
-        execution: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE executions SET state = 'started', executed_at = $3 \
-             WHERE id = $1 AND node_id = $2 AND state = 'claimed'",
-        )
-        .bind(execution)
-        .bind(node)
-        .bind(to_ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
@@ -302,69 +216,61 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(stored)
     }
+}
 
-    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE executions SET node_id = NULL WHERE node_id = $1 AND state = 'claimed'",
-        )
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+/// Records new first attempts as claimed by `node`; returns those recorded (an instant
+/// another claim recorded first is not).
+async fn insert_first_attempts(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    node: &str,
+    mut fires: Vec<Fire>,
+) -> Result<Vec<Fire>, sqlx::Error> {
+    if fires.is_empty() {
+        return Ok(fires);
     }
+    let ids: Vec<Uuid> = fires.iter().map(|f| f.execution_id).collect();
+    let jobs: Vec<Uuid> = fires.iter().map(|f| f.job_id).collect();
+    let ats: Vec<i64> = fires.iter().map(|f| to_ms(f.scheduled_at)).collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
+         SELECT u.id, u.job_id, u.at, 1, u.at, 'claimed', $4 \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(id, job_id, at) \
+         ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(&jobs)
+    .bind(&ats)
+    .bind(node)
+    .fetch_all(&mut **tx)
+    .await?;
+    if inserted.len() != fires.len() {
+        let kept: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        fires.retain(|f| kept.contains(&f.execution_id));
+    }
+    Ok(fires)
+}
 
-    async fn postpone(
-        &self,
-        execution: Uuid,
-        node: &str,
-        due_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(rows::POSTPONE)
-            .bind(execution)
-            .bind(node)
-            .bind(to_ms(due_at))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn recover(
-        &self,
-        node: &str,
-        live_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let resent = sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unknown = sqlx::query(rows::UNKNOWN_STARTED)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .bind(UNKNOWN_OUTCOME)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let released = sqlx::query(rows::RELEASE_DEAD_CLAIMS)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(Recovered {
-            released: resent + released,
-            unknown,
-        })
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
+/// Takes for `node` the waiting attempts due by `horizon`, earliest first, at most `limit`;
+/// attempts another claim holds locked are left to it.
+async fn take_waiting(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    node: &str,
+    horizon: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Fire>, sqlx::Error> {
+    let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
+        "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
+         AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE executions e SET node_id = $1 FROM taken, jobs j \
+         WHERE e.id = taken.id AND j.id = e.job_id RETURNING ",
+        open_execution_columns!()
+    ))
+    .bind(node)
+    .bind(to_ms(horizon))
+    .bind(i64::from(limit))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(Fire::from).collect())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::from_ms;
-use crate::domain::fire::{Call, JSON, TEXT};
+use crate::domain::fire::Call;
 use crate::domain::job::{
     ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, RetryOverride, TargetUrl,
 };
@@ -49,16 +49,10 @@ impl CallRow {
     /// The call's settings. Methods, types and policies are checked by the schema's
     /// constraints, so the fallbacks never apply to a row cronhook wrote.
     fn into_parts(self) -> Call {
-        // Decided once per claim, not per call.
-        let content_type = match &self.body {
-            Some(b) if serde_json::from_str::<serde::de::IgnoredAny>(b).is_err() => TEXT,
-            _ => JSON,
-        };
         Call {
             method: self.method.parse().unwrap_or(HttpMethod::Post),
             headers: headers_of(self.headers.as_deref()),
             body: self.body,
-            content_type,
             timeout_ms: self.timeout_ms.map(|v| v.max(1) as u64),
             delivery: self.delivery.parse().unwrap_or(Delivery::AtLeastOnce),
             retry: retry_of(

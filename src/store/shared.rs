@@ -1,21 +1,87 @@
-//! The store operations whose SQL is the same on both databases, written once: each backend
-//! instantiates them with [`common_ops!`], giving its store type, its sqlx database and the
-//! row-lock suffix of its `SELECT`s (`FOR UPDATE` on PostgreSQL; SQLite takes the whole
-//! database's write lock at `BEGIN IMMEDIATE` instead).
+//! The store operations whose SQL is the same on both databases, written once as generic
+//! code over sqlx's [`Database`]: a backend names its pool and its two differences of
+//! dialect ([`Sql`]), and gets [`CommonOps`]. Statements use `$n` parameters, which
+//! PostgreSQL and SQLite both accept.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
+use super::claim::HistoryRow;
+use super::insert::{JOB_CHUNK, insert_jobs_query};
+use super::rows::{self, CallRow};
 use super::{
-    Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord, NextFire, Pruned,
-    StoreError, Triggered, Update,
+    Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord, JobRow, NextFire,
+    Pruned, Recovered, StoreError, Triggered, UNKNOWN_OUTCOME, Update, from_ms, to_ms,
 };
 use crate::domain::job::JobSpec;
 
-/// The operations of [`common_ops!`]; a supertrait of [`super::Store`].
+/// A backend of the shared operations: its pool and where its dialect differs.
+pub trait Sql: Send + Sync {
+    /// The sqlx database.
+    type DB: Database;
+    /// Begins a transaction that writes: SQLite takes its write lock up front
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads first cannot deadlock on upgrade.
+    const BEGIN_WRITE: &'static str;
+    /// Reads a job's `version` and `next_fire_at` by id (`$1`), locking its row for the
+    /// transaction where the database locks rows (SQLite holds the whole write lock).
+    const LOCK_JOB: &'static str;
+
+    /// The connection pool.
+    fn pool(&self) -> &Pool<Self::DB>;
+}
+
+/// The operations whose SQL is the same on both databases; a supertrait of
+/// [`super::Store`], implemented once for every [`Sql`] backend.
 #[async_trait]
 pub trait CommonOps {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores new jobs in one transaction: all of them or, on error, none.
+    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError>;
+
+    /// Whether a job exists.
+    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Forgets a node that stopped cleanly.
+    async fn remove_node(&self, node: &str) -> Result<(), StoreError>;
+
+    /// Marks an ATMOST_ONCE attempt started, durably, before its request leaves. False when
+    /// the attempt is no longer this node's to start.
+    async fn mark_started(
+        &self,
+        execution: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Hands an attempt `node` claimed but could not start back, to wait until `due_at`.
+    /// False when it is no longer `node`'s.
+    async fn postpone(
+        &self,
+        execution: Uuid,
+        node: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Hands back every fire `node` claimed but did not start, for any node to take.
+    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;
+
+    /// Hands back the attempts of nodes other than `node` not heard from since
+    /// `live_since`: claimed ones, and started ATLEAST_ONCE ones, wait for any claimer
+    /// again; started ATMOST_ONCE ones are recorded as unknown at `now`.
+    async fn recover(
+        &self,
+        node: &str,
+        live_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, StoreError>;
+
+    /// Closes the connections.
+    async fn close(&self);
+
     /// The job's executions with a recorded outcome, newest first, older than `before`
     /// (the `(executed_at, id)` of the last one seen) when given.
     async fn executions_page(
@@ -81,274 +147,394 @@ pub trait CommonOps {
     ) -> Result<Exclusive, StoreError>;
 }
 
-/// Implements [`CommonOps`] for `$store` (with a `pool` field and a `write_tx` method) on
-/// the sqlx database `$db`; `$lock` ends the `SELECT`s that lock a job row.
-macro_rules! common_ops {
-    ($store:ty, $db:ty, $lock:literal) => {
-        const _: () = {
-            use async_trait::async_trait;
-            use chrono::{DateTime, Utc};
-            use uuid::Uuid;
-
-            use $crate::domain::job::JobSpec;
-            use $crate::store::claim::HistoryRow;
-            use $crate::store::rows;
-            use $crate::store::shared::CommonOps;
-            use $crate::store::{
-                Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord,
-                NextFire, Pruned, StoreError, Triggered, Update, from_ms, to_ms,
-            };
-
-            #[async_trait]
-            impl CommonOps for $store {
-                async fn executions_page(
-                    &self,
-                    job: Uuid,
-                    before: Option<(DateTime<Utc>, Uuid)>,
-                    limit: u32,
-                ) -> Result<Vec<ExecutionView>, StoreError> {
-                    let (at, id) = before.map_or((i64::MAX, Uuid::max()), |(t, id)| (to_ms(t), id));
-                    let rows: Vec<HistoryRow> = sqlx::query_as(rows::HISTORY_PAGE)
-                        .bind(job)
-                        .bind(at)
-                        .bind(id)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                    Ok(rows.into_iter().map(Into::into).collect())
-                }
-
-                async fn execution(
-                    &self,
-                    job: Uuid,
-                    id: Uuid,
-                ) -> Result<Option<ExecutionDetail>, StoreError> {
-                    let row: Option<rows::ExecutionRow> = sqlx::query_as(rows::EXECUTION_BY_ID)
-                        .bind(id)
-                        .bind(job)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(row.map(Into::into))
-                }
-
-                async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
-                    let row: Option<rows::JobRow> = sqlx::query_as(rows::JOB_BY_ID)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.map(JobRecord::try_from).transpose()
-                }
-
-                async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
-                    let found: Vec<rows::JobRow> = rows::list_jobs_query::<$db>(query)
-                        .build_query_as()
-                        .fetch_all(&self.pool)
-                        .await?;
-                    found.into_iter().map(JobRecord::try_from).collect()
-                }
-
-                async fn update_job(
-                    &self,
-                    id: Uuid,
-                    expected_version: i64,
-                    spec: &JobSpec,
-                    next: NextFire,
-                    now: DateTime<Utc>,
-                ) -> Result<Update, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    let current: Option<(i64, Option<i64>)> = sqlx::query_as(concat!(
-                        "SELECT version, next_fire_at FROM jobs WHERE id = $1",
-                        $lock
-                    ))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((version, stored_next)) = current else {
-                        return Ok(Update::NotFound);
-                    };
-                    if version != expected_version {
-                        return Ok(Update::Stale);
-                    }
-                    let withdrawn: Vec<rows::Withdrawn> = sqlx::query_as(rows::WITHDRAW_CLAIMED)
-                        .bind(id)
-                        .bind(to_ms(now))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let next_fire_at = match next {
-                        NextFire::At(at) => at.map(to_ms),
-                        NextFire::Keep => rows::kept_next(stored_next, &withdrawn),
-                    };
-                    let q = sqlx::query(rows::UPDATE_JOB).bind(id);
-                    rows::bind_spec!(q, spec)
-                        .bind(next_fire_at)
-                        .bind(to_ms(now))
-                        .bind(version)
-                        .bind(spec.signing_secret.clone())
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(Update::Applied {
-                        version: version + 1,
-                        next_fire_at: next_fire_at.map(from_ms),
-                    })
-                }
-
-                async fn delete_job(
-                    &self,
-                    id: Uuid,
-                    now: DateTime<Utc>,
-                ) -> Result<bool, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    let gone = sqlx::query(rows::DELETE_JOB)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if gone > 0 {
-                        sqlx::query(rows::MARK_DELETED)
-                            .bind(id)
-                            .bind(to_ms(now))
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(rows::FORGET_DELETED)
-                            .bind(to_ms(now) - rows::DELETED_KEPT_MS)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(gone > 0)
-                }
-
-                async fn trigger(
-                    &self,
-                    job: Uuid,
-                    now: DateTime<Utc>,
-                ) -> Result<Option<Triggered>, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    let found: Option<i32> =
-                        sqlx::query_scalar(concat!("SELECT 1 FROM jobs WHERE id = $1", $lock))
-                            .bind(job)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if found.is_none() {
-                        return Ok(None);
-                    }
-                    let execution_id = Uuid::now_v7();
-                    // A fire is (job, instant): a manual call takes the first free millisecond.
-                    let mut at = to_ms(now);
-                    while sqlx::query(rows::INSERT_MANUAL)
-                        .bind(execution_id)
-                        .bind(job)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 0
-                    {
-                        at += 1;
-                    }
-                    tx.commit().await?;
-                    Ok(Some(Triggered {
-                        execution_id,
-                        scheduled_at: from_ms(at),
-                    }))
-                }
-
-                async fn prune_history(
-                    &self,
-                    after: Option<Uuid>,
-                    jobs: u32,
-                    keep: u32,
-                    older_than: Option<DateTime<Utc>>,
-                    batch: u32,
-                ) -> Result<Pruned, StoreError> {
-                    let ids: Vec<Uuid> = sqlx::query_scalar(rows::JOB_IDS_AFTER)
-                        .bind(after.unwrap_or(Uuid::nil()))
-                        .bind(i64::from(jobs))
-                        .fetch_all(&self.pool)
-                        .await?;
-                    let mut deleted = 0;
-                    for &id in &ids {
-                        deleted += sqlx::query(rows::PRUNE_BEYOND)
-                            .bind(id)
-                            .bind(i64::from(batch))
-                            .bind(i64::from(keep))
-                            .execute(&self.pool)
-                            .await?
-                            .rows_affected();
-                        if let Some(cutoff) = older_than {
-                            deleted += sqlx::query(rows::PRUNE_OLDER)
-                                .bind(id)
-                                .bind(to_ms(cutoff))
-                                .bind(i64::from(batch))
-                                .execute(&self.pool)
-                                .await?
-                                .rows_affected();
-                        }
-                    }
-                    Ok(Pruned {
-                        deleted,
-                        last_job: if ids.len() < jobs as usize {
-                            None
-                        } else {
-                            ids.last().copied()
-                        },
-                    })
-                }
-
-                async fn changes_since(
-                    &self,
-                    since: DateTime<Utc>,
-                ) -> Result<Vec<JobChange>, StoreError> {
-                    Ok(sqlx::query_as(rows::CHANGES_SINCE)
-                        .bind(to_ms(since))
-                        .fetch_all(&self.pool)
-                        .await?)
-                }
-
-                async fn start_exclusive(
-                    &self,
-                    execution: Uuid,
-                    job: Uuid,
-                    node: &str,
-                    now: DateTime<Utc>,
-                ) -> Result<Exclusive, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    sqlx::query(concat!("SELECT 1 FROM jobs WHERE id = $1", $lock))
-                        .bind(job)
-                        .execute(&mut *tx)
-                        .await?;
-                    let running: i64 = sqlx::query_scalar(rows::OTHER_RUNNING)
-                        .bind(job)
-                        .bind(execution)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let (query, done) = if running > 0 {
-                        let skip = sqlx::query(rows::SKIP_CLAIMED);
-                        (
-                            skip.bind(execution)
-                                .bind(node)
-                                .bind(to_ms(now))
-                                .bind(rows::SKIPPED),
-                            Exclusive::Skipped,
-                        )
-                    } else {
-                        let start = sqlx::query(rows::START_CLAIMED);
-                        (
-                            start.bind(execution).bind(node).bind(to_ms(now)),
-                            Exclusive::Started,
-                        )
-                    };
-                    let changed = query.execute(&mut *tx).await?.rows_affected();
-                    tx.commit().await?;
-                    Ok(if changed == 1 {
-                        done
-                    } else {
-                        Exclusive::NotOurs
-                    })
-                }
-            }
-        };
-    };
+/// How many rows a statement changed: each driver has its own inherent method for it.
+pub trait Affected {
+    /// Rows changed.
+    fn affected(&self) -> u64;
 }
-pub(crate) use common_ops;
+
+impl Affected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// Written once for every [`Sql`] backend; the bounds say what the operations need of its
+/// database.
+#[async_trait]
+impl<T> CommonOps for T
+where
+    T: Sql,
+    for<'c> &'c mut <T::DB as Database>::Connection: Executor<'c, Database = T::DB>,
+    for<'a> <T::DB as Database>::Arguments: IntoArguments<T::DB>,
+    <T::DB as Database>::Arguments: Default,
+    <T::DB as Database>::QueryResult: Affected,
+    Uuid: for<'q> Encode<'q, T::DB> + for<'r> Decode<'r, T::DB> + Type<T::DB>,
+    i64: for<'q> Encode<'q, T::DB> + for<'r> Decode<'r, T::DB> + Type<T::DB>,
+    i32: for<'q> Encode<'q, T::DB> + for<'r> Decode<'r, T::DB> + Type<T::DB>,
+    bool: for<'q> Encode<'q, T::DB> + Type<T::DB>,
+    String: for<'q> Encode<'q, T::DB> + Type<T::DB>,
+    for<'s> &'s str: Encode<'s, T::DB> + Type<T::DB>,
+    Option<i32>: for<'q> Encode<'q, T::DB> + Type<T::DB>,
+    Option<i64>: for<'q> Encode<'q, T::DB> + Type<T::DB>,
+    Option<String>: for<'q> Encode<'q, T::DB> + Type<T::DB>,
+    HistoryRow: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    rows::ExecutionRow: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    rows::JobRow: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    rows::Withdrawn: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    JobChange: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    CallRow: for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (i64, Option<i64>): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (i64,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (i32,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (Uuid,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+{
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        for chunk in jobs.chunks(JOB_CHUNK) {
+            insert_jobs_query::<T::DB>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn remove_node(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(node)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_started(
+        &self,
+        execution: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(rows::START_CLAIMED)
+            .bind(execution)
+            .bind(node)
+            .bind(to_ms(now))
+            .execute(self.pool())
+            .await?;
+        Ok(done.affected() == 1)
+    }
+
+    async fn postpone(
+        &self,
+        execution: Uuid,
+        node: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(rows::POSTPONE)
+            .bind(execution)
+            .bind(node)
+            .bind(to_ms(due_at))
+            .execute(self.pool())
+            .await?;
+        Ok(done.affected() == 1)
+    }
+
+    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET node_id = NULL WHERE node_id = $1 AND state = 'claimed'",
+        )
+        .bind(node)
+        .execute(self.pool())
+        .await?;
+        Ok(done.affected())
+    }
+
+    async fn recover(
+        &self,
+        node: &str,
+        live_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let resent = sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .execute(&mut *tx)
+            .await?
+            .affected();
+        let unknown = sqlx::query(rows::UNKNOWN_STARTED)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .bind(UNKNOWN_OUTCOME)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?
+            .affected();
+        let released = sqlx::query(rows::RELEASE_DEAD_CLAIMS)
+            .bind(node)
+            .bind(to_ms(live_since))
+            .execute(&mut *tx)
+            .await?
+            .affected();
+        tx.commit().await?;
+        Ok(Recovered {
+            released: resent + released,
+            unknown,
+        })
+    }
+
+    async fn close(&self) {
+        self.pool().close().await;
+    }
+
+    async fn executions_page(
+        &self,
+        job: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<ExecutionView>, StoreError> {
+        let (at, id) = before.map_or((i64::MAX, Uuid::max()), |(t, id)| (to_ms(t), id));
+        let rows: Vec<HistoryRow> = sqlx::query_as(rows::HISTORY_PAGE)
+            .bind(job)
+            .bind(at)
+            .bind(id)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        let row: Option<rows::ExecutionRow> = sqlx::query_as(rows::EXECUTION_BY_ID)
+            .bind(id)
+            .bind(job)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+        let row: Option<rows::JobRow> = sqlx::query_as(rows::JOB_BY_ID)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(JobRecord::try_from).transpose()
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        let found: Vec<rows::JobRow> = rows::list_jobs_query::<T::DB>(query)
+            .build_query_as()
+            .fetch_all(self.pool())
+            .await?;
+        found.into_iter().map(JobRecord::try_from).collect()
+    }
+
+    async fn update_job(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        spec: &JobSpec,
+        next: NextFire,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let current: Option<(i64, Option<i64>)> = sqlx::query_as(T::LOCK_JOB)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((version, stored_next)) = current else {
+            return Ok(Update::NotFound);
+        };
+        if version != expected_version {
+            return Ok(Update::Stale);
+        }
+        let withdrawn: Vec<rows::Withdrawn> = sqlx::query_as(rows::WITHDRAW_CLAIMED)
+            .bind(id)
+            .bind(to_ms(now))
+            .fetch_all(&mut *tx)
+            .await?;
+        let next_fire_at = match next {
+            NextFire::At(at) => at.map(to_ms),
+            NextFire::Keep => rows::kept_next(stored_next, &withdrawn),
+        };
+        let q = sqlx::query(rows::UPDATE_JOB).bind(id);
+        rows::bind_spec!(q, spec)
+            .bind(next_fire_at)
+            .bind(to_ms(now))
+            .bind(version)
+            .bind(spec.signing_secret.clone())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Update::Applied {
+            version: version + 1,
+            next_fire_at: next_fire_at.map(from_ms),
+        })
+    }
+
+    async fn delete_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let gone = sqlx::query(rows::DELETE_JOB)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .affected();
+        if gone > 0 {
+            sqlx::query(rows::MARK_DELETED)
+                .bind(id)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(rows::FORGET_DELETED)
+                .bind(to_ms(now) - rows::DELETED_KEPT_MS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
+    async fn trigger(
+        &self,
+        job: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Triggered>, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let found: Option<(i64, Option<i64>)> = sqlx::query_as(T::LOCK_JOB)
+            .bind(job)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let execution_id = Uuid::now_v7();
+        // A fire is (job, instant): a manual call takes the first free millisecond.
+        let mut at = to_ms(now);
+        while sqlx::query(rows::INSERT_MANUAL)
+            .bind(execution_id)
+            .bind(job)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .affected()
+            == 0
+        {
+            at += 1;
+        }
+        tx.commit().await?;
+        Ok(Some(Triggered {
+            execution_id,
+            scheduled_at: from_ms(at),
+        }))
+    }
+
+    async fn prune_history(
+        &self,
+        after: Option<Uuid>,
+        jobs: u32,
+        keep: u32,
+        older_than: Option<DateTime<Utc>>,
+        batch: u32,
+    ) -> Result<Pruned, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(rows::JOB_IDS_AFTER)
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(i64::from(jobs))
+            .fetch_all(self.pool())
+            .await?;
+        let mut deleted = 0;
+        for &id in &ids {
+            deleted += sqlx::query(rows::PRUNE_BEYOND)
+                .bind(id)
+                .bind(i64::from(batch))
+                .bind(i64::from(keep))
+                .execute(self.pool())
+                .await?
+                .affected();
+            if let Some(cutoff) = older_than {
+                deleted += sqlx::query(rows::PRUNE_OLDER)
+                    .bind(id)
+                    .bind(to_ms(cutoff))
+                    .bind(i64::from(batch))
+                    .execute(self.pool())
+                    .await?
+                    .affected();
+            }
+        }
+        Ok(Pruned {
+            deleted,
+            last_job: if ids.len() < jobs as usize {
+                None
+            } else {
+                ids.last().copied()
+            },
+        })
+    }
+
+    async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError> {
+        Ok(sqlx::query_as(rows::CHANGES_SINCE)
+            .bind(to_ms(since))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    async fn start_exclusive(
+        &self,
+        execution: Uuid,
+        job: Uuid,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Exclusive, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        sqlx::query(T::LOCK_JOB).bind(job).execute(&mut *tx).await?;
+        let running: i64 = sqlx::query_scalar(rows::OTHER_RUNNING)
+            .bind(job)
+            .bind(execution)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (query, done) = if running > 0 {
+            let skip = sqlx::query(rows::SKIP_CLAIMED);
+            (
+                skip.bind(execution)
+                    .bind(node)
+                    .bind(to_ms(now))
+                    .bind(rows::SKIPPED),
+                Exclusive::Skipped,
+            )
+        } else {
+            let start = sqlx::query(rows::START_CLAIMED);
+            (
+                start.bind(execution).bind(node).bind(to_ms(now)),
+                Exclusive::Started,
+            )
+        };
+        let changed = query.execute(&mut *tx).await?.affected();
+        tx.commit().await?;
+        Ok(if changed == 1 {
+            done
+        } else {
+            Exclusive::NotOurs
+        })
+    }
+}

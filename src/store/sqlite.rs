@@ -21,10 +21,8 @@ use super::Claimed;
 use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
 };
-use super::insert::{JOB_CHUNK, insert_jobs_query};
-use super::rows;
-use super::shared::common_ops;
-use super::{Backend, ClaimParams, JobRow, Recovered, Store, StoreError, UNKNOWN_OUTCOME, to_ms};
+use super::shared::Sql;
+use super::{Backend, ClaimParams, Store, StoreError, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
 use crate::domain::plan::Window;
@@ -106,47 +104,20 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// A transaction for statements that write: it takes the write lock at once.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+impl Sql for SqliteStore {
+    type DB = Sqlite;
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_JOB: &'static str = "SELECT version, next_fire_at FROM jobs WHERE id = $1";
+
+    fn pool(&self) -> &sqlx::Pool<Sqlite> {
+        &self.pool
     }
 }
-
-common_ops!(SqliteStore, sqlx::Sqlite, "");
 
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_jobs(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in jobs.chunks(JOB_CHUNK) {
-            insert_jobs_query::<Sqlite>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn job_exists(&self, id: Uuid) -> Result<bool, StoreError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
     }
 
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -158,14 +129,6 @@ impl Store for SqliteStore {
         .bind(to_ms(now))
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    async fn remove_node(&self, node: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM nodes WHERE id = ?")
-            .bind(node)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 
@@ -194,28 +157,7 @@ impl Store for SqliteStore {
         .await?;
         let jobs_read = jobs.len();
         let planned = plan_due(jobs, &w, &self.schedules);
-        let mut fires = planned.fires;
-        let mut inserted: std::collections::HashSet<Uuid> =
-            std::collections::HashSet::with_capacity(fires.len());
-        for chunk in fires.chunks(CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) ",
-            );
-            q.push_values(chunk, |mut b, f| {
-                let at = to_ms(f.scheduled_at);
-                b.push_bind(f.execution_id)
-                    .push_bind(f.job_id)
-                    .push_bind(at)
-                    .push("1")
-                    .push_bind(at)
-                    .push("'claimed'")
-                    .push_bind(node.to_owned());
-            });
-            q.push(" ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id");
-            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-            inserted.extend(ids);
-        }
-        fires.retain(|f| inserted.contains(&f.execution_id));
+        let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
         for (id, next) in planned.next {
             sqlx::query("UPDATE jobs SET next_fire_at = ? WHERE id = ?")
                 .bind(next)
@@ -223,50 +165,15 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let waiting: Vec<OpenExecution> = sqlx::query_as(concat!(
-            "SELECT ",
-            open_execution_columns!(),
-            " FROM executions e JOIN jobs j ON j.id = e.job_id \
-             WHERE e.state = 'claimed' AND e.node_id IS NULL AND e.due_at <= ?1 \
-             ORDER BY e.due_at LIMIT ?2"
-        ))
-        .bind(to_ms(w.horizon))
-        .bind(i64::from(params.batch))
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in &waiting {
-            sqlx::query("UPDATE executions SET node_id = ? WHERE id = ?")
-                .bind(node)
-                .bind(r.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let waiting = take_waiting(&mut tx, node, w.horizon, params.batch).await?;
         tx.commit().await?;
         let waiting_read = waiting.len();
-        fires.extend(waiting.into_iter().map(Fire::from));
+        fires.extend(waiting);
         Ok(Claimed {
             fires,
             jobs: jobs_read,
             waiting: waiting_read,
         })
-    }
-
-    async fn mark_started(
-        &self,
-        execution: Uuid,
-        node: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE executions SET state = 'started', executed_at = ? \
-             WHERE id = ? AND node_id = ? AND state = 'claimed'",
-        )
-        .bind(to_ms(now))
-        .bind(execution)
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
@@ -316,67 +223,64 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(stored)
     }
+}
 
-    async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE executions SET node_id = NULL WHERE node_id = ? AND state = 'claimed'",
-        )
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+/// Records new first attempts as claimed by `node`; returns those recorded (an instant
+/// already recorded is not).
+async fn insert_first_attempts(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    node: &str,
+    mut fires: Vec<Fire>,
+) -> Result<Vec<Fire>, sqlx::Error> {
+    let mut inserted: std::collections::HashSet<Uuid> =
+        std::collections::HashSet::with_capacity(fires.len());
+    for chunk in fires.chunks(CHUNK) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) ",
+        );
+        q.push_values(chunk, |mut b, f| {
+            let at = to_ms(f.scheduled_at);
+            b.push_bind(f.execution_id)
+                .push_bind(f.job_id)
+                .push_bind(at)
+                .push("1")
+                .push_bind(at)
+                .push("'claimed'")
+                .push_bind(node.to_owned());
+        });
+        q.push(" ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id");
+        let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        inserted.extend(ids);
     }
+    fires.retain(|f| inserted.contains(&f.execution_id));
+    Ok(fires)
+}
 
-    async fn postpone(
-        &self,
-        execution: Uuid,
-        node: &str,
-        due_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(rows::POSTPONE)
-            .bind(execution)
+/// Takes for `node` the waiting attempts due by `horizon`, earliest first, at most `limit`.
+/// `state = 'claimed' AND node_id IS NULL` is the partial index's condition word for word.
+async fn take_waiting(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    node: &str,
+    horizon: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Fire>, sqlx::Error> {
+    let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
+        "SELECT ",
+        open_execution_columns!(),
+        " FROM executions e JOIN jobs j ON j.id = e.job_id \
+         WHERE e.state = 'claimed' AND e.node_id IS NULL AND e.due_at <= ?1 \
+         ORDER BY e.due_at LIMIT ?2"
+    ))
+    .bind(to_ms(horizon))
+    .bind(i64::from(limit))
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in &rows {
+        sqlx::query("UPDATE executions SET node_id = ? WHERE id = ?")
             .bind(node)
-            .bind(to_ms(due_at))
-            .execute(&self.pool)
+            .bind(r.id)
+            .execute(&mut **tx)
             .await?;
-        Ok(done.rows_affected() == 1)
     }
-
-    async fn recover(
-        &self,
-        node: &str,
-        live_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Recovered, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let resent = sqlx::query(rows::RECLAIM_STARTED_AT_LEAST_ONCE)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unknown = sqlx::query(rows::UNKNOWN_STARTED)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .bind(UNKNOWN_OUTCOME)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let released = sqlx::query(rows::RELEASE_DEAD_CLAIMS)
-            .bind(node)
-            .bind(to_ms(live_since))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(Recovered {
-            released: resent + released,
-            unknown,
-        })
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
+    Ok(rows.into_iter().map(Fire::from).collect())
 }
