@@ -11,12 +11,13 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::job::{JobSpec, NewJob};
+use crate::domain::execution::{Execution, ExecutionSummary};
+use crate::domain::job::{JobRecord, JobSpec, NewJob};
 use crate::gate::Gate;
 use crate::store::group::JobWriter;
 use crate::store::{
-    Backend, DELETED, DynStore, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord,
-    JobRow, NextFire, StoreError, Triggered, Update,
+    Backend, DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered,
+    Update,
 };
 use crate::worker::WorkerStats;
 
@@ -135,7 +136,7 @@ impl Service {
         job: Uuid,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
-    ) -> Result<Option<Vec<ExecutionView>>, StoreError> {
+    ) -> Result<Option<Vec<ExecutionSummary>>, StoreError> {
         let (exists, page) = tokio::join!(
             self.store.job_exists(job),
             self.store.executions_page(job, before, limit)
@@ -144,11 +145,7 @@ impl Service {
     }
 
     /// One execution of a job.
-    pub async fn execution(
-        &self,
-        job: Uuid,
-        id: Uuid,
-    ) -> Result<Option<ExecutionDetail>, StoreError> {
+    pub async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.store.execution(job, id).await
     }
 

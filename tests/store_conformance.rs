@@ -9,16 +9,17 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{Db, TestDb};
 use cronhook::clock::Clock;
+use cronhook::domain::execution::{ExecutionState, ExecutionSummary, Trigger};
 use cronhook::domain::fire::{Fire, Outcome, Verdict};
 use cronhook::domain::job::{
     ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, NewJob, RetryOverride,
     TargetUrl,
 };
+use cronhook::domain::job::{JobRecord, JobState};
 use cronhook::domain::schedule::Schedule;
 use cronhook::store::group::JobWriter;
 use cronhook::store::{
-    self, Backend, ClaimParams, DynStore, Exclusive, ExecutionView, JobQuery, JobRow, JobState,
-    NextFire, Recovered, Update,
+    self, Backend, ClaimParams, DynStore, Exclusive, JobQuery, JobRow, NextFire, Recovered, Update,
 };
 use uuid::Uuid;
 
@@ -580,14 +581,14 @@ async fn case_recent_executions(kind: Db) {
     s.record_outcomes(&recorded[..1]).await.unwrap();
     s.record_outcomes(&recorded[1..]).await.unwrap();
 
-    let view = |o: &Outcome| ExecutionView {
+    let view = |o: &Outcome| ExecutionSummary {
         id: o.execution_id,
         executed_at: o.executed_at,
         status_code: o.status_code,
         duration_ms: o.duration_ms,
         success: o.verdict == Verdict::Succeeded,
     };
-    let newest_first: Vec<ExecutionView> = recorded.iter().rev().map(view).collect();
+    let newest_first: Vec<ExecutionSummary> = recorded.iter().rev().map(view).collect();
 
     let got = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(got, newest_first, "fires[4] is claimed, not listed");
@@ -698,7 +699,10 @@ async fn case_retry_waits_for_any_claimer_within_the_window(kind: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((waiting.state.as_str(), waiting.node), ("claimed", None));
+    assert_eq!(
+        (waiting.state, waiting.node),
+        (ExecutionState::Claimed, None)
+    );
 
     // Due beyond the window (now + 2 s = 2.000 < 2.520): no node takes it yet.
     let p = params(Duration::seconds(2));
@@ -875,7 +879,7 @@ async fn case_mark_started_at_most_once(kind: Db) {
     let history = s.executions_page(job.id, None, 10).await.unwrap();
     assert_eq!(
         history,
-        vec![ExecutionView {
+        vec![ExecutionSummary {
             id: started.execution_id,
             executed_at: ms(4),
             status_code: None,
@@ -1092,7 +1096,7 @@ async fn case_job_records_list_by_state_and_cursor(kind: Db) {
     assert_eq!(got.created_at, t0() - Duration::hours(1));
     assert!(s.get_job(Uuid::now_v7()).await.unwrap().is_none());
 
-    let ids = |v: Vec<cronhook::store::JobRecord>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let ids = |v: Vec<JobRecord>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
     let q = |state, after, limit| JobQuery {
         state,
         after,
@@ -1150,7 +1154,7 @@ async fn case_update_withdraws_claimed_fires_and_bumps_the_version(kind: Db) {
         }
     );
     let kept = s.execution(job.id, fires[1].execution_id).await.unwrap();
-    assert_eq!(kept.map(|e| e.state).as_deref(), Some("claimed"));
+    assert_eq!(kept.map(|e| e.state), Some(ExecutionState::Claimed));
     for f in &fires[2..] {
         assert!(s.execution(job.id, f.execution_id).await.unwrap().is_none());
     }
@@ -1272,8 +1276,8 @@ async fn case_trigger_stores_a_waiting_manual_attempt(kind: Db) {
     assert_eq!(a.scheduled_at, ms(1234));
     assert_eq!(b.scheduled_at, ms(1235), "the next free millisecond");
     let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
-    assert_eq!(d.trigger, "manual");
-    assert_eq!((d.state.as_str(), d.node), ("claimed", None));
+    assert_eq!(d.trigger, Trigger::Manual);
+    assert_eq!((d.state, d.node), (ExecutionState::Claimed, None));
     assert_eq!((d.due_at, d.attempt), (ms(1234), 1));
     assert!(s.trigger(Uuid::now_v7(), ms(1)).await.unwrap().is_none());
 
@@ -1298,8 +1302,8 @@ async fn case_trigger_stores_a_waiting_manual_attempt(kind: Db) {
         .unwrap();
     let d = s.execution(job.id, a.execution_id).await.unwrap().unwrap();
     assert_eq!(
-        (d.state.as_str(), d.status_code, d.success),
-        ("succeeded", Some(200), Some(true))
+        (d.state, d.status_code, d.success),
+        (ExecutionState::Succeeded, Some(200), Some(true))
     );
     assert_eq!(
         s.executions_page(job.id, None, 5).await.unwrap()[0].id,
@@ -1353,7 +1357,7 @@ async fn case_executions_page_by_cursor_and_detail(kind: Db) {
     assert_eq!(d.scheduled_at, secs(3));
     assert_eq!(d.executed_at, Some(ms(3010)));
     assert_eq!(d.attempt, 1);
-    assert_eq!(d.trigger, "schedule");
+    assert_eq!(d.trigger, Trigger::Schedule);
     assert_eq!(d.node, None, "a finished attempt belongs to no node");
     assert!(
         s.execution(Uuid::now_v7(), fires[3].execution_id)
@@ -1392,7 +1396,7 @@ async fn case_exclusive_start_skips_overlaps_and_recovers(kind: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(skipped.state, "skipped");
+    assert_eq!(skipped.state, ExecutionState::Skipped);
     assert_eq!(skipped.executed_at, Some(secs(1)));
     assert_eq!(skipped.success, Some(false));
     assert!(skipped.error.unwrap().contains("overlapping"));
@@ -1424,7 +1428,7 @@ async fn case_exclusive_start_skips_overlaps_and_recovers(kind: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((d.state.as_str(), d.node), ("claimed", None));
+    assert_eq!((d.state, d.node), (ExecutionState::Claimed, None));
     assert_eq!(d.executed_at, None);
     clock.set(secs(30));
     let taken = claim(s, "node-b", &params(Duration::zero()), &clock).await;
@@ -1515,7 +1519,11 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
             .find(|f| f.job_id == j.id && f.scheduled_at == secs(9))
             .unwrap();
         let d = s.execution(j.id, open.execution_id).await.unwrap().unwrap();
-        assert_eq!(d.state, "claimed", "unfinished attempts are never pruned");
+        assert_eq!(
+            d.state,
+            ExecutionState::Claimed,
+            "unfinished attempts are never pruned"
+        );
     }
     // A maximum age removes what is older, whatever K says.
     let step = s
@@ -1577,8 +1585,8 @@ async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (d.state.as_str(), d.node, d.due_at),
-        ("claimed", None, secs(5))
+        (d.state, d.node, d.due_at),
+        (ExecutionState::Claimed, None, secs(5))
     );
 
     let p = params(Duration::seconds(1));

@@ -1,14 +1,16 @@
-//! The API's wire types: what handlers return (and the OpenAPI document describes) and the
-//! shapes of what they accept.
+//! The API's wire types: what handlers parse requests into and build answers from, so the
+//! OpenAPI document, derived from these same types, cannot drift from what is accepted and
+//! returned. Wire spellings live here; the domain types they convert to have none.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 use uuid::Uuid;
 
 use super::params::rfc3339;
-use crate::store::{ExecutionDetail as StoredExecution, ExecutionView};
+use crate::domain::execution::{self, ExecutionSummary};
+use crate::domain::job::{self as domain, JobRecord, RetryOverride};
 
 /// Every error: `{"error": {"code", "message", "field"?}}`.
 #[derive(Serialize, ToSchema)]
@@ -30,7 +32,6 @@ pub struct ErrorDetail {
 
 /// The errors any endpoint may answer.
 #[derive(IntoResponses)]
-#[allow(dead_code)]
 pub enum Errors {
     /// Invalid input: body, path or query parameter.
     #[response(status = 400)]
@@ -48,7 +49,6 @@ pub enum Errors {
 
 /// The errors of endpoints that take a JSON body, besides [`Errors`].
 #[derive(IntoResponses)]
-#[allow(dead_code)]
 pub enum BodyErrors {
     /// The body is over 64 KiB.
     #[response(status = 413)]
@@ -58,19 +58,32 @@ pub enum BodyErrors {
     UnsupportedMediaType(Error),
 }
 
-/// Delivery type.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(dead_code)]
-pub enum Delivery {
-    AtleastOnce,
-    AtmostOnce,
+/// `From` both ways between a wire enum and the domain enum of the same variants: a variant
+/// added to one and not the other does not compile.
+macro_rules! same_variants {
+    ($wire:ident, $domain:path, $($v:ident),+) => {
+        impl From<$wire> for $domain {
+            fn from(w: $wire) -> Self { match w { $($wire::$v => <$domain>::$v),+ } }
+        }
+        impl From<$domain> for $wire {
+            fn from(d: $domain) -> Self { match d { $(<$domain>::$v => $wire::$v),+ } }
+        }
+    };
 }
 
-/// HTTP method of the calls.
-#[derive(Serialize, ToSchema)]
+/// Delivery type.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum Delivery {
+    #[serde(rename = "ATLEAST_ONCE")]
+    AtLeastOnce,
+    #[serde(rename = "ATMOST_ONCE")]
+    AtMostOnce,
+}
+same_variants!(Delivery, domain::Delivery, AtLeastOnce, AtMostOnce);
+
+/// HTTP method of the calls (accepted in any case).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
-#[allow(dead_code)]
 pub enum Method {
     Get,
     Post,
@@ -78,38 +91,70 @@ pub enum Method {
     Patch,
     Delete,
 }
+same_variants!(Method, domain::HttpMethod, Get, Post, Put, Patch, Delete);
 
 /// Misfire policy.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum Misfire {
     One,
     All,
     None,
 }
+same_variants!(Misfire, domain::MisfirePolicy, One, All, None);
 
 /// Concurrency policy.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum Concurrency {
     Allow,
     Forbid,
 }
+same_variants!(Concurrency, domain::ConcurrencyPolicy, Allow, Forbid);
 
 /// A job's state.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum JobState {
     Active,
     Paused,
     Finished,
 }
+same_variants!(JobState, domain::JobState, Active, Paused, Finished);
+
+/// Where an execution stands; `claimed` with no node is waiting for any node's claimer.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionState {
+    Claimed,
+    Started,
+    Succeeded,
+    Failed,
+    Unknown,
+    Skipped,
+}
+same_variants!(
+    ExecutionState,
+    execution::ExecutionState,
+    Claimed,
+    Started,
+    Succeeded,
+    Failed,
+    Unknown,
+    Skipped
+);
+
+/// What made a fire.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+same_variants!(Trigger, execution::Trigger, Schedule, Manual);
 
 /// Retry settings; fields left out take the global `RETRY_*` defaults.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retry {
     #[schema(minimum = 1, maximum = 100)]
@@ -120,8 +165,20 @@ pub struct Retry {
     pub max_backoff_ms: Option<u64>,
 }
 
-/// A job to create. `PATCH` takes any subset of the same fields.
-#[derive(Serialize, ToSchema)]
+impl Retry {
+    /// The job's settings; none when every one is the default.
+    pub fn of(r: RetryOverride) -> Option<Retry> {
+        (r != RetryOverride::default()).then_some(Retry {
+            max_attempts: r.max_attempts,
+            backoff_ms: r.backoff_ms,
+            max_backoff_ms: r.max_backoff_ms,
+        })
+    }
+}
+
+/// A job to create: what `POST /jobs` parses its body into. `PATCH` takes any subset of
+/// the same fields.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobInput {
     /// A label, 1 to 200 characters, not only spaces.
@@ -158,6 +215,28 @@ pub struct JobInput {
     /// This job's signing secret, 16 to 256 visible ASCII characters.
     #[schema(pattern = "^[!-~]{16,256}$")]
     pub signing_secret: Option<String>,
+}
+
+impl From<&domain::JobSpec> for JobInput {
+    /// The body that would create `spec`: every field, unset ones as null.
+    fn from(spec: &domain::JobSpec) -> Self {
+        JobInput {
+            name: spec.name.clone(),
+            schedule: spec.schedule.expr().to_owned(),
+            timezone: Some(spec.schedule.tz_name().to_owned()),
+            api: spec.api.as_str().to_owned(),
+            delivery: Some(spec.delivery.into()),
+            method: Some(spec.method.into()),
+            headers: Some(spec.headers.iter().cloned().collect()),
+            body: spec.body.clone(),
+            timeout_ms: spec.timeout_ms,
+            retry: Retry::of(spec.retry),
+            misfire_policy: Some(spec.misfire.into()),
+            concurrency_policy: Some(spec.concurrency.into()),
+            enabled: Some(spec.enabled),
+            signing_secret: spec.signing_secret.clone(),
+        }
+    }
 }
 
 /// Request headers as a job sets them.
@@ -246,7 +325,7 @@ pub struct Created {
 }
 
 /// A job.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: Uuid,
@@ -272,21 +351,57 @@ pub struct Job {
     pub updated_at: String,
     /// Bumped by every change.
     pub version: i64,
-    /// The newest recorded execution (`GET /jobs/{jobId}` only).
+}
+
+impl From<&JobRecord> for Job {
+    fn from(job: &JobRecord) -> Self {
+        let spec = &job.spec;
+        Job {
+            id: job.id,
+            name: spec.name.clone(),
+            schedule: spec.schedule.expr().to_owned(),
+            timezone: spec.schedule.tz_name().to_owned(),
+            api: spec.api.as_str().to_owned(),
+            delivery: spec.delivery.into(),
+            method: spec.method.into(),
+            headers: spec.headers.iter().cloned().collect(),
+            body: spec.body.clone(),
+            timeout_ms: spec.timeout_ms,
+            retry: Retry::of(spec.retry),
+            misfire_policy: spec.misfire.into(),
+            concurrency_policy: spec.concurrency.into(),
+            enabled: spec.enabled,
+            has_signing_secret: spec.signing_secret.is_some(),
+            state: job.state().into(),
+            next_run_at: job.next_fire_at.map(rfc3339),
+            created_at: rfc3339(job.created_at),
+            updated_at: rfc3339(job.updated_at),
+            version: job.version,
+        }
+    }
+}
+
+/// A job with its newest recorded execution (`GET /jobs/{jobId}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: Job,
+    /// The newest recorded execution; null before the first.
     pub last_execution: Option<Execution>,
 }
 
 /// A page of jobs.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobPage {
     pub jobs: Vec<Job>,
     /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Uuid>,
 }
 
 /// One execution, exactly the contract's fields.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub id: Uuid,
@@ -297,8 +412,8 @@ pub struct Execution {
     pub success: bool,
 }
 
-impl From<ExecutionView> for Execution {
-    fn from(e: ExecutionView) -> Self {
+impl From<ExecutionSummary> for Execution {
+    fn from(e: ExecutionSummary) -> Self {
         Execution {
             id: e.id,
             executed_at: rfc3339(e.executed_at),
@@ -310,7 +425,7 @@ impl From<ExecutionView> for Execution {
 }
 
 /// One execution with its details.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionDetail {
     pub id: Uuid,
@@ -318,10 +433,9 @@ pub struct ExecutionDetail {
     pub scheduled_at: String,
     pub due_at: String,
     pub attempt: u32,
-    /// `claimed`, `started`, `succeeded`, `failed`, `unknown` or `skipped`.
-    pub state: String,
-    /// `schedule` or `manual`.
-    pub trigger: String,
+    pub state: ExecutionState,
+    pub trigger: Trigger,
+    /// The node holding it, while it is claimed or running.
     pub node: Option<String>,
     pub executed_at: Option<String>,
     pub status_code: Option<u16>,
@@ -330,16 +444,16 @@ pub struct ExecutionDetail {
     pub error: Option<String>,
 }
 
-impl From<StoredExecution> for ExecutionDetail {
-    fn from(e: StoredExecution) -> Self {
+impl From<execution::Execution> for ExecutionDetail {
+    fn from(e: execution::Execution) -> Self {
         ExecutionDetail {
             id: e.id,
             job_id: e.job_id,
             scheduled_at: rfc3339(e.scheduled_at),
             due_at: rfc3339(e.due_at),
             attempt: e.attempt,
-            state: e.state,
-            trigger: e.trigger,
+            state: e.state.into(),
+            trigger: e.trigger.into(),
             node: e.node,
             executed_at: e.executed_at.map(rfc3339),
             status_code: e.status_code,

@@ -12,7 +12,7 @@ use super::AppState;
 use super::dto::{Errors, Execution, ExecutionDetail};
 use super::error::ApiError;
 use super::params::{limit_param, not_found, parse_job_id, query_params};
-use crate::store::ExecutionView;
+use crate::domain::execution::ExecutionSummary;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -27,7 +27,7 @@ const RECENT: u32 = 5;
 const PAGE_MAX: u32 = 100;
 
 /// The cursor after an execution: `{executedAt ms}.{id}`.
-fn cursor_of(e: &ExecutionView) -> String {
+fn cursor_of(e: &ExecutionSummary) -> String {
     format!("{}.{}", e.executed_at.timestamp_millis(), e.id)
 }
 

@@ -5,19 +5,19 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::AppState;
 use super::dto::{
-    BodyErrors, Error, Errors, Execution, Job, JobInput, JobPage, JobPatch, Triggered,
+    BodyErrors, Created, Error, Errors, Execution, Job, JobDetail, JobInput, JobPage, JobPatch,
+    JobState, Triggered,
 };
 use super::error::ApiError;
 use super::json::JsonObject;
 use super::params::{limit_param, not_found, parse_job_id, query_params, rfc3339};
-use super::spec::{check_fields, parse_spec, render_spec};
+use super::spec::{check_fields, parse_spec, render_spec, wire};
 use crate::jobs::ChangeError;
-use crate::store::{JobQuery, JobRecord, JobState};
+use crate::store::JobQuery;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -33,47 +33,26 @@ pub fn router() -> Router<AppState> {
 const LIST_DEFAULT: u32 = 50;
 const LIST_MAX: u32 = 500;
 
-/// A job as every endpoint shows it: its fields, its state and its times.
-fn job_view(job: &JobRecord) -> Map<String, Value> {
-    let mut view = Map::new();
-    view.insert("id".into(), json!(job.id));
-    view.extend(render_spec(&job.spec));
-    view.remove("signingSecret");
-    view.insert(
-        "hasSigningSecret".into(),
-        json!(job.spec.signing_secret.is_some()),
-    );
-    view.insert(
-        "state".into(),
-        json!(JobState::of(job.spec.enabled, job.next_fire_at).as_str()),
-    );
-    view.insert("nextRunAt".into(), json!(job.next_fire_at.map(rfc3339)));
-    view.insert("createdAt".into(), json!(rfc3339(job.created_at)));
-    view.insert("updatedAt".into(), json!(rfc3339(job.updated_at)));
-    view.insert("version".into(), json!(job.version));
-    view
-}
-
 /// Creates a job.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = JobInput,
-    responses((status = 201, description = "Created", body = super::dto::Created,
+    responses((status = 201, description = "Created", body = Created,
         headers(("Location" = String, description = "The job's URL"))), Errors, BodyErrors))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = parse_spec(&body)?;
-    let (schedule, api, kind) = (
+    let (schedule, api, delivery) = (
         spec.schedule.expr().to_owned(),
         spec.api.to_string(),
-        spec.delivery.as_str(),
+        spec.delivery,
     );
     let id = state.jobs.create(spec).await?;
-    tracing::info!(job_id = %id, %schedule, %api, r#type = kind, "job created");
+    tracing::info!(job_id = %id, %schedule, %api, ?delivery, "job created");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/jobs/{id}"))],
-        Json(super::dto::Created { job_id: id }),
+        Json(Created { job_id: id }),
     ))
 }
 
@@ -82,7 +61,7 @@ pub(crate) async fn create(
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
         ("cursor" = Option<Uuid>, Query, description = "`nextCursor` of the previous page"),
-        ("state" = Option<super::dto::JobState>, Query, description = "Only jobs in this state"),
+        ("state" = Option<JobState>, Query, description = "Only jobs in this state"),
     ),
     responses((status = 200, description = "A page of jobs", body = JobPage), Errors))]
 pub(crate) async fn list(
@@ -105,15 +84,12 @@ pub(crate) async fn list(
         .transpose()?;
     let job_state = params
         .get("state")
-        .map(|s| {
-            s.parse::<JobState>()
-                .map_err(|e| ApiError::field("invalid_state", "state", e))
-        })
+        .map(|s| wire::<JobState>(s, "state", "invalid_state"))
         .transpose()?;
     let mut jobs = state
         .jobs
         .list(&JobQuery {
-            state: job_state,
+            state: job_state.map(Into::into),
             after,
             limit: limit + 1,
         })
@@ -124,13 +100,15 @@ pub(crate) async fn list(
     } else {
         None
     };
-    let views: Vec<Value> = jobs.iter().map(|j| Value::Object(job_view(j))).collect();
-    Ok(Json(json!({ "jobs": views, "nextCursor": next })))
+    Ok(Json(JobPage {
+        jobs: jobs.iter().map(Job::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// Reads a job, with its next run and its last execution.
 #[utoipa::path(get, path = "/jobs/{jobId}", tag = "jobs", params(("jobId" = Uuid, Path, description = "The job's id")),
-    responses((status = 200, description = "The job", body = Job), Errors))]
+    responses((status = 200, description = "The job", body = JobDetail), Errors))]
 pub(crate) async fn read(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -138,12 +116,12 @@ pub(crate) async fn read(
     let id = parse_job_id(&job_id)?;
     let (job, last) = tokio::join!(state.jobs.get(id), state.jobs.executions(id, None, 1));
     let job = job?.ok_or_else(|| not_found(id))?;
-    let mut view = job_view(&job);
-    let last = last?
-        .and_then(|page| page.into_iter().next())
-        .map(Execution::from);
-    view.insert("lastExecution".into(), json!(last));
-    Ok(Json(Value::Object(view)))
+    Ok(Json(JobDetail {
+        job: Job::from(&job),
+        last_execution: last?
+            .and_then(|page| page.into_iter().next())
+            .map(Execution::from),
+    }))
 }
 
 /// Changes any fields of a job; the next fire is recomputed at once.
@@ -171,7 +149,7 @@ pub(crate) async fn change(
         ChangeError::Edit(e) => e,
         other => change_error(id, other),
     })?;
-    Ok(Json(Value::Object(job_view(&job))))
+    Ok(Json(Job::from(&job)))
 }
 
 /// Pauses a job: it fires no more until resumed.
@@ -196,18 +174,14 @@ pub(crate) async fn resume(
     set_enabled(state, &job_id, true).await
 }
 
-async fn set_enabled(
-    state: AppState,
-    job_id: &str,
-    enabled: bool,
-) -> Result<Json<Value>, ApiError> {
+async fn set_enabled(state: AppState, job_id: &str, enabled: bool) -> Result<Json<Job>, ApiError> {
     let id = parse_job_id(job_id)?;
     let job = state
         .jobs
         .set_enabled(id, enabled)
         .await
         .map_err(|e| change_error(id, e))?;
-    Ok(Json(Value::Object(job_view(&job))))
+    Ok(Json(Job::from(&job)))
 }
 
 /// The answer to a change that was not made.

@@ -1,18 +1,24 @@
-//! A job's fields on the wire: parsing a JSON object into a [`JobSpec`], and back.
+//! A job's fields on the wire: a JSON object is read into [`JobInput`] field by field, so
+//! every error names its field, then checked into a [`JobSpec`]; and a spec renders back
+//! into the body that would create it.
 //!
 //! `POST /jobs` parses its body; `PATCH /jobs/{id}` lays its body over the stored job's
-//! fields and parses the result the same way, so both accept exactly the same values.
+//! rendering and parses the result the same way, so both accept exactly the same values.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::dto::{JobInput, Retry};
 use super::error::ApiError;
 use crate::domain::job::{
-    ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MAX_HEADERS, MAX_JOB_BODY, MAX_NAME,
-    MisfirePolicy, RetryOverride, TIMEOUT_MS_RANGE, TargetUrl, check_header,
+    HttpMethod, JobSpec, MAX_HEADERS, MAX_JOB_BODY, MAX_NAME, MisfirePolicy, RetryOverride,
+    TIMEOUT_MS_RANGE, TargetUrl, check_header,
 };
 use crate::domain::schedule::Schedule;
 
-/// Every field a job body may have.
+/// Every field a job body may have: the properties of [`JobInput`].
 pub const FIELDS: [&str; 14] = [
     "name",
     "schedule",
@@ -30,6 +36,8 @@ pub const FIELDS: [&str; 14] = [
     "signingSecret",
 ];
 const RETRY_FIELDS: [&str; 3] = ["maxAttempts", "backoffMs", "maxBackoffMs"];
+/// Bounds of the retry delays, in milliseconds.
+const MAX_BACKOFF_MS: u64 = 86_400_000;
 
 /// Rejects a field that is not one of [`FIELDS`].
 pub fn check_fields(body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -49,8 +57,54 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<(), ApiError> {
 /// Validates a job body into a spec.
 pub fn parse_spec(body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
     check_fields(body)?;
-    let schedule = required_str(body, "schedule")?;
-    let timezone = optional_str(body, "timezone")?.unwrap_or("UTC");
+    into_spec(read_input(body)?)
+}
+
+/// A spec as the body that would create it: every field, unset ones as null. It holds the
+/// signing secret: answers never show it.
+pub fn render_spec(spec: &JobSpec) -> Map<String, Value> {
+    match serde_json::to_value(JobInput::from(spec)) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Reads each field with its type; absent and null are both unset.
+fn read_input(body: &Map<String, Value>) -> Result<JobInput, ApiError> {
+    let method = optional_str(body, "method")?
+        .map(|m| wire(&m.to_ascii_uppercase(), "method", "invalid_method"))
+        .transpose()?;
+    Ok(JobInput {
+        name: optional_str(body, "name")?.map(str::to_owned),
+        schedule: required_str(body, "schedule")?.to_owned(),
+        timezone: optional_str(body, "timezone")?.map(str::to_owned),
+        api: required_str(body, "api")?.to_owned(),
+        delivery: wire_field(body, "type", "invalid_type")?,
+        method,
+        headers: read_headers(body.get("headers"))?,
+        body: optional_str(body, "body")?.map(str::to_owned),
+        timeout_ms: whole(body, "timeoutMs", "invalid_timeout", TIMEOUT_MS_RANGE)?,
+        retry: read_retry(body.get("retry"))?,
+        misfire_policy: wire_field(body, "misfirePolicy", "invalid_misfire_policy")?,
+        concurrency_policy: wire_field(body, "concurrencyPolicy", "invalid_concurrency_policy")?,
+        enabled: match body.get("enabled") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                return Err(ApiError::field(
+                    "invalid_enabled",
+                    "enabled",
+                    "enabled must be true or false",
+                ));
+            }
+        },
+        signing_secret: optional_str(body, "signingSecret")?.map(str::to_owned),
+    })
+}
+
+/// Checks the values read and fills in the defaults.
+fn into_spec(input: JobInput) -> Result<JobSpec, ApiError> {
+    let timezone = input.timezone.as_deref().unwrap_or("UTC");
     if timezone.parse::<chrono_tz::Tz>().is_err() {
         return Err(ApiError::field(
             "invalid_timezone",
@@ -58,161 +112,84 @@ pub fn parse_spec(body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
             format!("unknown time zone {timezone:?} (use an IANA name such as Europe/Paris)"),
         ));
     }
-    let schedule = Schedule::parse_in(schedule, timezone)
+    let schedule = Schedule::parse_in(&input.schedule, timezone)
         .map_err(|e| ApiError::field("invalid_schedule", "schedule", e.to_string()))?;
-    let api = required_str(body, "api")?;
-    let api = TargetUrl::parse(api).map_err(|e| ApiError::field("invalid_api", "api", e))?;
-    let delivery = parsed(body, "type", "invalid_type")?.unwrap_or(Delivery::AtLeastOnce);
-    let method = match optional_str(body, "method")? {
-        None => HttpMethod::Post,
-        Some(m) => m
-            .to_ascii_uppercase()
-            .parse()
-            .map_err(|e: String| ApiError::field("invalid_method", "method", e))?,
-    };
-    let misfire =
-        parsed(body, "misfirePolicy", "invalid_misfire_policy")?.unwrap_or(MisfirePolicy::One);
-    let concurrency = parsed(body, "concurrencyPolicy", "invalid_concurrency_policy")?
-        .unwrap_or(ConcurrencyPolicy::Allow);
-
-    let name = match optional_str(body, "name")? {
-        None => None,
-        Some(n) if n.trim().is_empty() || n.chars().count() > MAX_NAME => {
-            return Err(ApiError::field(
-                "invalid_name",
-                "name",
-                format!("name must have 1 to {MAX_NAME} characters"),
-            ));
-        }
-        Some(n) => Some(n.to_owned()),
-    };
-    let headers = parse_headers(body.get("headers"))?;
-    let job_body = match optional_str(body, "body")? {
-        None => None,
-        Some(_) if method == HttpMethod::Get => {
-            return Err(ApiError::field(
-                "invalid_body",
-                "body",
-                "a GET call carries no body: remove body or use another method",
-            ));
-        }
-        Some(b) if b.len() > MAX_JOB_BODY => {
-            return Err(ApiError::field(
-                "invalid_body",
-                "body",
-                format!("body must be at most {MAX_JOB_BODY} bytes"),
-            ));
-        }
-        Some(b) => Some(b.to_owned()),
-    };
-    let (lo, hi) = TIMEOUT_MS_RANGE;
-    let timeout_ms = match body.get("timeoutMs") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if (lo..=hi).contains(&n) => Some(n),
-            _ => {
-                return Err(ApiError::field(
-                    "invalid_timeout",
-                    "timeoutMs",
-                    format!("timeoutMs must be a whole number from {lo} to {hi}"),
-                ));
-            }
-        },
-    };
-    let retry = match body.get("retry") {
-        None | Some(Value::Null) => RetryOverride::default(),
-        Some(Value::Object(r)) => parse_retry(r)?,
-        Some(_) => {
-            return Err(ApiError::field(
-                "invalid_retry",
-                "retry",
-                "retry must be an object",
-            ));
-        }
-    };
-    let enabled = match body.get("enabled") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::field(
-                "invalid_enabled",
-                "enabled",
-                "enabled must be true or false",
-            ));
-        }
-    };
-    let signing_secret = match optional_str(body, "signingSecret")? {
-        None => None,
-        Some(s) if (16..=256).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic()) => {
-            Some(s.to_owned())
-        }
-        Some(_) => {
-            return Err(ApiError::field(
-                "invalid_signing_secret",
-                "signingSecret",
-                "signingSecret must be 16 to 256 visible ASCII characters",
-            ));
-        }
-    };
+    let api = TargetUrl::parse(&input.api).map_err(|e| ApiError::field("invalid_api", "api", e))?;
+    let method = input.method.map_or(HttpMethod::Post, Into::into);
+    if input
+        .name
+        .as_ref()
+        .is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_NAME)
+    {
+        return Err(ApiError::field(
+            "invalid_name",
+            "name",
+            format!("name must have 1 to {MAX_NAME} characters"),
+        ));
+    }
+    check_body(input.body.as_deref(), method)?;
+    let headers: Vec<(String, String)> = input.headers.unwrap_or_default().into_iter().collect();
+    for (name, value) in &headers {
+        check_header(name, value)
+            .map_err(|e| ApiError::field("invalid_headers", format!("headers.{name}"), e))?;
+    }
+    if let Some(secret) = &input.signing_secret
+        && !((16..=256).contains(&secret.len()) && secret.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(ApiError::field(
+            "invalid_signing_secret",
+            "signingSecret",
+            "signingSecret must be 16 to 256 visible ASCII characters",
+        ));
+    }
+    let retry = input
+        .retry
+        .map_or_else(RetryOverride::default, |r| RetryOverride {
+            max_attempts: r.max_attempts,
+            backoff_ms: r.backoff_ms,
+            max_backoff_ms: r.max_backoff_ms,
+        });
     Ok(JobSpec {
-        name,
+        name: input.name,
         schedule,
         api,
         method,
         headers,
-        body: job_body,
-        timeout_ms,
-        delivery,
-        misfire,
+        body: input.body,
+        timeout_ms: input.timeout_ms,
+        delivery: input
+            .delivery
+            .map_or(crate::domain::job::Delivery::AtLeastOnce, Into::into),
+        misfire: input.misfire_policy.map_or(MisfirePolicy::One, Into::into),
         retry,
-        concurrency,
-        enabled,
-        signing_secret,
+        concurrency: input
+            .concurrency_policy
+            .map_or(crate::domain::job::ConcurrencyPolicy::Allow, Into::into),
+        enabled: input.enabled.unwrap_or(true),
+        signing_secret: input.signing_secret,
     })
 }
 
-/// A spec as the body that would create it: every field, unset ones as null. It holds the
-/// signing secret: views remove it.
-pub fn render_spec(spec: &JobSpec) -> Map<String, Value> {
-    let headers: Map<String, Value> = spec
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let retry = if spec.retry == RetryOverride::default() {
-        Value::Null
-    } else {
-        json!({
-            "maxAttempts": spec.retry.max_attempts,
-            "backoffMs": spec.retry.backoff_ms,
-            "maxBackoffMs": spec.retry.max_backoff_ms,
-        })
-    };
-    let v = json!({
-        "name": spec.name,
-        "schedule": spec.schedule.expr(),
-        "timezone": spec.schedule.tz_name(),
-        "api": spec.api.as_str(),
-        "type": spec.delivery.as_str(),
-        "method": spec.method.as_str(),
-        "headers": headers,
-        "body": spec.body,
-        "timeoutMs": spec.timeout_ms,
-        "retry": retry,
-        "misfirePolicy": spec.misfire.as_str(),
-        "concurrencyPolicy": spec.concurrency.as_str(),
-        "enabled": spec.enabled,
-        "signingSecret": spec.signing_secret,
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+/// A job's own body: not with `GET`, and at most [`MAX_JOB_BODY`] bytes.
+fn check_body(body: Option<&str>, method: HttpMethod) -> Result<(), ApiError> {
+    match body {
+        Some(_) if method == HttpMethod::Get => Err(ApiError::field(
+            "invalid_body",
+            "body",
+            "a GET call carries no body: remove body or use another method",
+        )),
+        Some(b) if b.len() > MAX_JOB_BODY => Err(ApiError::field(
+            "invalid_body",
+            "body",
+            format!("body must be at most {MAX_JOB_BODY} bytes"),
+        )),
+        _ => Ok(()),
     }
 }
 
-fn parse_headers(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
+fn read_headers(v: Option<&Value>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
     let map = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(m)) => m,
         Some(_) => {
             return Err(ApiError::field(
@@ -229,23 +206,32 @@ fn parse_headers(v: Option<&Value>) -> Result<Vec<(String, String)>, ApiError> {
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
-    let mut out = Vec::with_capacity(map.len());
+    let mut out = BTreeMap::new();
     for (name, value) in map {
-        let field = format!("headers.{name}");
         let Value::String(value) = value else {
             return Err(ApiError::field(
                 "invalid_headers",
-                field,
+                format!("headers.{name}"),
                 "a header value must be a string",
             ));
         };
-        check_header(name, value).map_err(|e| ApiError::field("invalid_headers", field, e))?;
-        out.push((name.clone(), value.clone()));
+        out.insert(name.clone(), value.clone());
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
-fn parse_retry(r: &Map<String, Value>) -> Result<RetryOverride, ApiError> {
+fn read_retry(v: Option<&Value>) -> Result<Option<Retry>, ApiError> {
+    let r = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(r)) => r,
+        Some(_) => {
+            return Err(ApiError::field(
+                "invalid_retry",
+                "retry",
+                "retry must be an object",
+            ));
+        }
+    };
     if let Some(unknown) = r.keys().find(|k| !RETRY_FIELDS.contains(&k.as_str())) {
         return Err(ApiError::field(
             "unknown_field",
@@ -270,25 +256,64 @@ fn parse_retry(r: &Map<String, Value>) -> Result<RetryOverride, ApiError> {
         }
     };
     // A first delay above the cap is allowed: every delay is capped at maxBackoffMs.
-    Ok(RetryOverride {
+    Ok(Some(Retry {
         max_attempts: int("maxAttempts", 1, 100)?.map(|v| v as u32),
-        backoff_ms: int("backoffMs", 0, 86_400_000)?,
-        max_backoff_ms: int("maxBackoffMs", 0, 86_400_000)?,
-    })
+        backoff_ms: int("backoffMs", 0, MAX_BACKOFF_MS)?,
+        max_backoff_ms: int("maxBackoffMs", 0, MAX_BACKOFF_MS)?,
+    }))
 }
 
-/// An optional string field parsed with `FromStr`, its error named `code`.
-fn parsed<T: std::str::FromStr<Err = String>>(
+/// A whole number field within `(lo, hi)`, its error named `code`.
+fn whole(
+    body: &Map<String, Value>,
+    field: &'static str,
+    code: &'static str,
+    (lo, hi): (u64, u64),
+) -> Result<Option<u64>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::field(
+                code,
+                field,
+                format!("{field} must be a whole number from {lo} to {hi}"),
+            )),
+        },
+    }
+}
+
+/// An optional field holding one of a wire enum's spellings, its error named `code`.
+fn wire_field<T: DeserializeOwned>(
     body: &Map<String, Value>,
     field: &'static str,
     code: &'static str,
 ) -> Result<Option<T>, ApiError> {
     optional_str(body, field)?
-        .map(|s| {
-            s.parse()
-                .map_err(|e: String| ApiError::field(code, field, e))
-        })
+        .map(|s| wire(s, field, code))
         .transpose()
+}
+
+/// One of a wire enum's spellings; the error lists them (the enum is their only source).
+pub fn wire<T: DeserializeOwned>(
+    s: &str,
+    field: &'static str,
+    code: &'static str,
+) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(s.to_owned())).map_err(|e| {
+        let expected = e.to_string();
+        let expected = expected
+            .split_once(", expected ")
+            .map_or(expected.as_str(), |(_, rest)| rest);
+        ApiError::field(
+            code,
+            field,
+            format!(
+                "unknown {field} {s:?}: expected {}",
+                expected.replace('`', "")
+            ),
+        )
+    })
 }
 
 fn required_str<'a>(
@@ -328,6 +353,45 @@ mod tests {
             ApiError::Invalid { field, .. } => field,
             _ => None,
         }
+    }
+
+    use crate::domain::job::{ConcurrencyPolicy, Delivery};
+    use serde_json::json;
+
+    #[test]
+    fn the_fields_are_the_documented_input_schema() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(JobInput::schema()).unwrap();
+        let mut documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        documented.sort_unstable();
+        let mut fields = FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(documented, fields);
+        assert_eq!(schema["additionalProperties"], false);
+    }
+
+    #[test]
+    fn an_unknown_spelling_lists_the_ones_the_wire_enum_has() {
+        let err = parse(json!({"schedule": "* * * * * *", "api": "http://x", "type": "SOMETIMES"}))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown type \"SOMETIMES\": expected ATLEAST_ONCE or ATMOST_ONCE"
+        );
+        let err =
+            parse(json!({"schedule": "* * * * * *", "api": "http://x", "misfirePolicy": "x"}))
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown misfirePolicy \"x\": expected one of one, all, none"
+        );
+        let lower = parse(json!({"schedule": "* * * * * *", "api": "http://x", "method": "put"}));
+        assert_eq!(lower.unwrap().method, HttpMethod::Put);
     }
 
     #[test]

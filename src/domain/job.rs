@@ -1,8 +1,8 @@
 //! Jobs: what a user registers, validated before anything is stored.
 
 use std::fmt;
-use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::schedule::Schedule;
@@ -16,29 +16,6 @@ pub enum Delivery {
     AtMostOnce,
 }
 
-impl Delivery {
-    /// The wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::AtLeastOnce => "ATLEAST_ONCE",
-            Delivery::AtMostOnce => "ATMOST_ONCE",
-        }
-    }
-}
-
-impl FromStr for Delivery {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ATLEAST_ONCE" => Ok(Delivery::AtLeastOnce),
-            "ATMOST_ONCE" => Ok(Delivery::AtMostOnce),
-            other => Err(format!(
-                "unknown type {other:?}: expected ATLEAST_ONCE or ATMOST_ONCE"
-            )),
-        }
-    }
-}
-
 /// What happens to fires that fell due while no node could run them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MisfirePolicy {
@@ -48,31 +25,6 @@ pub enum MisfirePolicy {
     All,
     /// Missed instants are skipped.
     None,
-}
-
-impl MisfirePolicy {
-    /// The wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MisfirePolicy::One => "one",
-            MisfirePolicy::All => "all",
-            MisfirePolicy::None => "none",
-        }
-    }
-}
-
-impl FromStr for MisfirePolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "one" => Ok(MisfirePolicy::One),
-            "all" => Ok(MisfirePolicy::All),
-            "none" => Ok(MisfirePolicy::None),
-            other => Err(format!(
-                "unknown misfirePolicy {other:?}: expected one, all or none"
-            )),
-        }
-    }
 }
 
 /// Retry settings of a job; unset parts fall back to the global defaults.
@@ -156,35 +108,6 @@ pub enum HttpMethod {
     Delete,
 }
 
-impl HttpMethod {
-    /// The wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-        }
-    }
-}
-
-impl FromStr for HttpMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "GET" => Ok(HttpMethod::Get),
-            "POST" => Ok(HttpMethod::Post),
-            "PUT" => Ok(HttpMethod::Put),
-            "PATCH" => Ok(HttpMethod::Patch),
-            "DELETE" => Ok(HttpMethod::Delete),
-            other => Err(format!(
-                "unknown method {other:?}: expected GET, POST, PUT, PATCH or DELETE"
-            )),
-        }
-    }
-}
-
 /// Whether calls of one job may overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConcurrencyPolicy {
@@ -192,29 +115,6 @@ pub enum ConcurrencyPolicy {
     Allow,
     /// A fire due while the previous call of the job runs is skipped and recorded as skipped.
     Forbid,
-}
-
-impl ConcurrencyPolicy {
-    /// The wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConcurrencyPolicy::Allow => "allow",
-            ConcurrencyPolicy::Forbid => "forbid",
-        }
-    }
-}
-
-impl FromStr for ConcurrencyPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "allow" => Ok(ConcurrencyPolicy::Allow),
-            "forbid" => Ok(ConcurrencyPolicy::Forbid),
-            other => Err(format!(
-                "unknown concurrencyPolicy {other:?}: expected allow or forbid"
-            )),
-        }
-    }
 }
 
 /// Headers a job may not set: cronhook or the HTTP connection owns them.
@@ -320,6 +220,52 @@ impl JobSpec {
     }
 }
 
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Enabled, with a next fire.
+    Active,
+    /// Disabled by the user.
+    Paused,
+    /// Enabled, but its schedule has no more instants.
+    Finished,
+}
+
+impl JobState {
+    /// The state of a job.
+    pub fn of(enabled: bool, next_fire_at: Option<DateTime<Utc>>) -> JobState {
+        match (enabled, next_fire_at) {
+            (false, _) => JobState::Paused,
+            (true, None) => JobState::Finished,
+            (true, Some(_)) => JobState::Active,
+        }
+    }
+}
+
+/// A stored job: what the user set, and what the store keeps about it.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: Uuid,
+    /// What the user set.
+    pub spec: JobSpec,
+    /// Its next scheduled instant; none when the schedule has no more.
+    pub next_fire_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change.
+    pub version: i64,
+}
+
+impl JobRecord {
+    /// Where the job stands.
+    pub fn state(&self) -> JobState {
+        JobState::of(self.spec.enabled, self.next_fire_at)
+    }
+}
+
 /// A validated job, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -345,24 +291,6 @@ mod tests {
             "",
         ] {
             assert!(TargetUrl::parse(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn spellings_round_trip() {
-        for d in [Delivery::AtLeastOnce, Delivery::AtMostOnce] {
-            assert_eq!(d.as_str().parse::<Delivery>(), Ok(d));
-        }
-        for m in [MisfirePolicy::One, MisfirePolicy::All, MisfirePolicy::None] {
-            assert_eq!(m.as_str().parse::<MisfirePolicy>(), Ok(m));
-        }
-        assert!("atleast_once".parse::<Delivery>().is_err());
-        for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
-            assert_eq!(m.parse::<HttpMethod>().map(HttpMethod::as_str), Ok(m));
-        }
-        assert!("get".parse::<HttpMethod>().is_err());
-        for c in [ConcurrencyPolicy::Allow, ConcurrencyPolicy::Forbid] {
-            assert_eq!(c.as_str().parse::<ConcurrencyPolicy>(), Ok(c));
         }
     }
 

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use super::rows::CallRow;
-use super::{ExecutionView, from_ms, to_ms};
+use super::spelling::Stored;
+use super::{from_ms, to_ms};
+use crate::domain::execution::ExecutionSummary;
 use crate::domain::fire::Fire;
 use crate::domain::job::MisfirePolicy;
 use crate::domain::plan::{Window, plan};
@@ -76,7 +78,7 @@ pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> 
             next.push((job.id, None));
             continue;
         };
-        let policy = job.misfire_policy.parse().unwrap_or(MisfirePolicy::One);
+        let policy = MisfirePolicy::read(&job.misfire_policy);
         let p = plan(&schedule, from_ms(job.next_fire_at), policy, w);
         let call = job.call.into_call();
         for at in p.fires {
@@ -129,9 +131,9 @@ pub(crate) struct HistoryRow {
     pub success: Option<bool>,
 }
 
-impl From<HistoryRow> for ExecutionView {
+impl From<HistoryRow> for ExecutionSummary {
     fn from(r: HistoryRow) -> Self {
-        ExecutionView {
+        ExecutionSummary {
             id: r.id,
             executed_at: from_ms(r.executed_at),
             status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),

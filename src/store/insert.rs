@@ -4,6 +4,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
 use super::rows::headers_json;
+use super::spelling::Stored;
 use super::{JobRow, to_ms};
 
 /// Rows per INSERT statement: 20 parameters a row stays well under both databases' bounds
@@ -36,16 +37,16 @@ where
             .push_bind(job.schedule.expr().to_owned())
             .push_bind(job.schedule.tz_name().to_owned())
             .push_bind(job.api.as_str().to_owned())
-            .push_bind(job.method.as_str().to_owned())
+            .push_bind(job.method.stored().to_owned())
             .push_bind(headers_json(&job.headers))
             .push_bind(job.body.clone())
             .push_bind(job.timeout_ms.map(|v| v as i64))
-            .push_bind(job.delivery.as_str().to_owned())
-            .push_bind(job.misfire.as_str().to_owned())
+            .push_bind(job.delivery.stored().to_owned())
+            .push_bind(job.misfire.stored().to_owned())
             .push_bind(job.retry.max_attempts.map(|v| v as i32))
             .push_bind(job.retry.backoff_ms.map(|v| v as i64))
             .push_bind(job.retry.max_backoff_ms.map(|v| v as i64))
-            .push_bind(job.concurrency.as_str().to_owned())
+            .push_bind(job.concurrency.stored().to_owned())
             .push_bind(job.enabled)
             .push_bind(job.signing_secret.clone())
             .push_bind(row.first_fire.map(to_ms))

@@ -9,6 +9,7 @@ mod insert;
 pub mod postgres;
 mod rows;
 mod shared;
+mod spelling;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -19,10 +20,10 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome};
-use crate::domain::job::NewJob;
+use crate::domain::job::{JobState, NewJob};
 
 pub use claim::ScheduleCache;
-pub use rows::{DELETED, ExecutionDetail, JobChange, JobRecord};
+pub use rows::{DELETED, JobChange};
 pub use shared::CommonOps;
 
 /// Why a store operation failed.
@@ -75,21 +76,6 @@ pub enum Backend {
     Sqlite,
 }
 
-/// One recorded call as the executions endpoint shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutionView {
-    /// The execution id.
-    pub id: Uuid,
-    /// When the request left.
-    pub executed_at: DateTime<Utc>,
-    /// The answer's status, when one came.
-    pub status_code: Option<u16>,
-    /// How long the call took.
-    pub duration_ms: u64,
-    /// Whether it succeeded (false for an unknown outcome).
-    pub success: bool,
-}
-
 /// A new job as stored: the job, its first fire and its creation instant.
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -99,51 +85,6 @@ pub struct JobRow {
     pub first_fire: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-}
-
-/// Which jobs a listing shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    /// Enabled, with a next fire.
-    Active,
-    /// Disabled by the user.
-    Paused,
-    /// Enabled, but its schedule has no more instants.
-    Finished,
-}
-
-impl JobState {
-    /// The state of a job.
-    pub fn of(enabled: bool, next_fire_at: Option<DateTime<Utc>>) -> JobState {
-        match (enabled, next_fire_at) {
-            (false, _) => JobState::Paused,
-            (true, None) => JobState::Finished,
-            (true, Some(_)) => JobState::Active,
-        }
-    }
-
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Active => "active",
-            JobState::Paused => "paused",
-            JobState::Finished => "finished",
-        }
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "active" => Ok(JobState::Active),
-            "paused" => Ok(JobState::Paused),
-            "finished" => Ok(JobState::Finished),
-            other => Err(format!(
-                "unknown state {other:?}: expected active, paused or finished"
-            )),
-        }
-    }
 }
 
 /// A page of jobs to list.

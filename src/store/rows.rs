@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::from_ms;
+use super::spelling::Stored;
+use crate::domain::execution::{Execution, ExecutionState, Trigger};
 use crate::domain::fire::Call;
 use crate::domain::job::{
-    ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, RetryOverride, TargetUrl,
+    ConcurrencyPolicy, Delivery, HttpMethod, JobRecord, JobSpec, JobState, MisfirePolicy,
+    RetryOverride, TargetUrl,
 };
 use crate::domain::schedule::Schedule;
 
@@ -50,20 +52,17 @@ impl CallRow {
     /// constraints, so the fallbacks never apply to a row cronhook wrote.
     fn into_parts(self) -> Call {
         Call {
-            method: self.method.parse().unwrap_or(HttpMethod::Post),
+            method: HttpMethod::read(&self.method),
             headers: headers_of(self.headers.as_deref()),
             body: self.body,
             timeout_ms: self.timeout_ms.map(|v| v.max(1) as u64),
-            delivery: self.delivery.parse().unwrap_or(Delivery::AtLeastOnce),
+            delivery: Delivery::read(&self.delivery),
             retry: retry_of(
                 self.retry_max_attempts,
                 self.retry_backoff_ms,
                 self.retry_max_backoff_ms,
             ),
-            concurrency: self
-                .concurrency_policy
-                .parse()
-                .unwrap_or(ConcurrencyPolicy::Allow),
+            concurrency: ConcurrencyPolicy::read(&self.concurrency_policy),
             signing_secret: self.signing_secret,
             version: self.version,
             api: self.api,
@@ -123,23 +122,6 @@ pub(crate) struct JobRow {
     pub call: CallRow,
 }
 
-/// A stored job as the API shows it.
-#[derive(Debug, Clone)]
-pub struct JobRecord {
-    /// The job's id.
-    pub id: Uuid,
-    /// What the user set.
-    pub spec: JobSpec,
-    /// Its next scheduled instant; none when the schedule has no more.
-    pub next_fire_at: Option<DateTime<Utc>>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Bumped by every change.
-    pub version: i64,
-}
-
 impl TryFrom<JobRow> for JobRecord {
     type Error = super::StoreError;
     fn try_from(r: JobRow) -> Result<Self, Self::Error> {
@@ -162,7 +144,7 @@ impl TryFrom<JobRow> for JobRecord {
             body: call.body,
             timeout_ms: call.timeout_ms,
             delivery: call.delivery,
-            misfire: r.misfire_policy.parse().unwrap_or(MisfirePolicy::One),
+            misfire: MisfirePolicy::read(&r.misfire_policy),
             retry: call.retry,
             concurrency: call.concurrency,
             enabled: r.enabled,
@@ -190,27 +172,34 @@ pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $2, schedule = $3, t
      WHERE id = $1 AND version = $19";
 
 /// Binds a spec's columns in [`UPDATE_JOB`] order, after the id.
-macro_rules! bind_spec {
-    ($q:expr, $spec:expr) => {{
-        let spec: &$crate::domain::job::JobSpec = $spec;
-        $q.bind(spec.name.clone())
-            .bind(spec.schedule.expr().to_owned())
-            .bind(spec.schedule.tz_name().to_owned())
-            .bind(spec.api.as_str().to_owned())
-            .bind(spec.method.as_str())
-            .bind($crate::store::rows::headers_json(&spec.headers))
-            .bind(spec.body.clone())
-            .bind(spec.timeout_ms.map(|v| v as i64))
-            .bind(spec.delivery.as_str())
-            .bind(spec.misfire.as_str())
-            .bind(spec.retry.max_attempts.map(|v| v as i32))
-            .bind(spec.retry.backoff_ms.map(|v| v as i64))
-            .bind(spec.retry.max_backoff_ms.map(|v| v as i64))
-            .bind(spec.concurrency.as_str())
-            .bind(spec.enabled)
-    }};
+pub(crate) fn bind_spec<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    spec: &JobSpec,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(spec.name.clone())
+        .bind(spec.schedule.expr().to_owned())
+        .bind(spec.schedule.tz_name().to_owned())
+        .bind(spec.api.as_str().to_owned())
+        .bind(spec.method.stored().to_owned())
+        .bind(headers_json(&spec.headers))
+        .bind(spec.body.clone())
+        .bind(spec.timeout_ms.map(|v| v as i64))
+        .bind(spec.delivery.stored().to_owned())
+        .bind(spec.misfire.stored().to_owned())
+        .bind(spec.retry.max_attempts.map(|v| v as i32))
+        .bind(spec.retry.backoff_ms.map(|v| v as i64))
+        .bind(spec.retry.max_backoff_ms.map(|v| v as i64))
+        .bind(spec.concurrency.stored().to_owned())
+        .bind(spec.enabled)
 }
-pub(crate) use bind_spec;
 
 /// One execution with every detail.
 #[derive(Debug, sqlx::FromRow)]
@@ -267,53 +256,22 @@ pub(crate) const INSERT_MANUAL: &str = "INSERT INTO executions \
 pub(crate) const POSTPONE: &str = "UPDATE executions SET node_id = NULL, due_at = $3 \
      WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
 
-/// One execution with every detail, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutionDetail {
-    /// The execution id.
-    pub id: Uuid,
-    /// Its job.
-    pub job_id: Uuid,
-    /// The instant the schedule named (the trigger instant for a manual call).
-    pub scheduled_at: DateTime<Utc>,
-    /// When this attempt was due to start.
-    pub due_at: DateTime<Utc>,
-    /// 1 for the first call, then 2, 3... for retries.
-    pub attempt: u32,
-    /// `claimed`, `started`, `succeeded`, `failed`, `unknown` or `skipped`.
-    pub state: String,
-    /// The node holding it, while it is claimed or running.
-    pub node: Option<String>,
-    /// When the request left.
-    pub executed_at: Option<DateTime<Utc>>,
-    /// The answer's status.
-    pub status_code: Option<u16>,
-    /// How long the call took.
-    pub duration_ms: Option<u64>,
-    /// Whether it succeeded; none until it ends.
-    pub success: Option<bool>,
-    /// What went wrong.
-    pub error: Option<String>,
-    /// `schedule` or `manual`.
-    pub trigger: String,
-}
-
-impl From<ExecutionRow> for ExecutionDetail {
+impl From<ExecutionRow> for Execution {
     fn from(r: ExecutionRow) -> Self {
-        ExecutionDetail {
+        Execution {
             id: r.id,
             job_id: r.job_id,
             scheduled_at: from_ms(r.scheduled_at),
             due_at: from_ms(r.due_at),
             attempt: r.attempt.max(1) as u32,
-            state: r.state,
+            state: ExecutionState::read(&r.state),
             node: r.node_id,
             executed_at: r.executed_at.map(from_ms),
             status_code: r.status_code.and_then(|c| u16::try_from(c).ok()),
             duration_ms: r.duration_ms.map(|d| d.max(0) as u64),
             success: r.success,
             error: r.error,
-            trigger: r.trigger,
+            trigger: Trigger::read(&r.trigger),
         }
     }
 }
@@ -371,7 +329,6 @@ where
     Uuid: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
 {
-    use super::JobState;
     let mut q =
         sqlx::QueryBuilder::new(concat!("SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"));
     if let Some(after) = query.after {

@@ -12,10 +12,11 @@ use super::claim::HistoryRow;
 use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::rows::{self, CallRow};
 use super::{
-    Exclusive, ExecutionDetail, ExecutionView, JobChange, JobQuery, JobRecord, JobRow, NextFire,
-    Pruned, Recovered, StoreError, Triggered, UNKNOWN_OUTCOME, Update, from_ms, to_ms,
+    Exclusive, JobChange, JobQuery, JobRow, NextFire, Pruned, Recovered, StoreError, Triggered,
+    UNKNOWN_OUTCOME, Update, from_ms, to_ms,
 };
-use crate::domain::job::JobSpec;
+use crate::domain::execution::{Execution, ExecutionSummary};
+use crate::domain::job::{JobRecord, JobSpec};
 
 /// A backend of the shared operations: its pool and where its dialect differs.
 pub trait Sql: Send + Sync {
@@ -89,10 +90,10 @@ pub trait CommonOps {
         job: Uuid,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
-    ) -> Result<Vec<ExecutionView>, StoreError>;
+    ) -> Result<Vec<ExecutionSummary>, StoreError>;
 
     /// One execution of a job, with every detail.
-    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;
+    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<Execution>, StoreError>;
 
     /// One job.
     async fn get_job(&self, id: Uuid) -> Result<Option<JobRecord>, StoreError>;
@@ -314,7 +315,7 @@ where
         job: Uuid,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
-    ) -> Result<Vec<ExecutionView>, StoreError> {
+    ) -> Result<Vec<ExecutionSummary>, StoreError> {
         let (at, id) = before.map_or((i64::MAX, Uuid::max()), |(t, id)| (to_ms(t), id));
         let rows: Vec<HistoryRow> = sqlx::query_as(rows::HISTORY_PAGE)
             .bind(job)
@@ -326,7 +327,7 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+    async fn execution(&self, job: Uuid, id: Uuid) -> Result<Option<Execution>, StoreError> {
         let row: Option<rows::ExecutionRow> = sqlx::query_as(rows::EXECUTION_BY_ID)
             .bind(id)
             .bind(job)
@@ -380,7 +381,7 @@ where
             NextFire::Keep => rows::kept_next(stored_next, &withdrawn),
         };
         let q = sqlx::query(rows::UPDATE_JOB).bind(id);
-        rows::bind_spec!(q, spec)
+        rows::bind_spec(q, spec)
             .bind(next_fire_at)
             .bind(to_ms(now))
             .bind(version)
