@@ -2,9 +2,12 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
+# Cargo loads every workspace member before building any, so the bench's package must be
+# present even though only the service is built.
+COPY crates ./crates
 COPY src ./src
 COPY migrations ./migrations
-RUN cargo build --release --locked --bin cronhook
+RUN cargo build --release --locked -p cronhook --bin cronhook
 
 # ---- runtime ----
 FROM debian:bookworm-slim

@@ -5,6 +5,8 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
@@ -21,29 +23,33 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }
 }
 
-/// Compares without an early exit: the time taken does not depend on where the inputs
-/// differ.
+/// The token of an `Authorization` value using the `Bearer` scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    // RFC 9110, 11.1: the authentication scheme is case-insensitive.
+    scheme.eq_ignore_ascii_case("Bearer").then(|| token.trim())
+}
+
+/// Whether the inputs are equal; the time taken tells neither where they differ nor their
+/// exact lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
+    // `ct_eq` on slices returns at once when the lengths differ, which would tell a caller
+    // the token's length. Fixed-size digests hide it, up to the number of 64-byte blocks
+    // hashed; two different inputs compare equal only through a SHA-256 collision.
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a[..].ct_eq(&b[..]).into()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{bearer_token, constant_time_eq};
 
     #[test]
     fn equal_only_when_equal() {
@@ -52,5 +58,15 @@ mod tests {
         assert!(!constant_time_eq(b"secret-token-123", b"secret-token-12"));
         assert!(!constant_time_eq(b"", b"x"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 }

@@ -9,13 +9,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use ipnet::IpNet;
+
 /// What calls may reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetPolicy {
     /// Whether non-public addresses are refused.
     pub public_only: bool,
-    /// Networks allowed even so, as (address, prefix length).
-    pub allow_nets: Vec<(IpAddr, u8)>,
+    /// Networks allowed even so; a bare address is a /32 or /128.
+    pub allow_nets: Vec<IpNet>,
     /// Host names allowed even so (lower case).
     pub allow_hosts: Vec<String>,
 }
@@ -37,17 +39,16 @@ impl TargetPolicy {
         let mut nets = Vec::new();
         let mut hosts = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if let Some((ip, len)) = item.split_once('/') {
-                let ip: IpAddr = ip.parse().map_err(|_| format!("{item:?} is not a CIDR"))?;
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                let len: u8 = len
+            if let Some((ip, _)) = item.split_once('/') {
+                // Parsed apart first so the message says which half is wrong.
+                ip.parse::<IpAddr>()
+                    .map_err(|_| format!("{item:?} is not a CIDR"))?;
+                let net: IpNet = item
                     .parse()
-                    .ok()
-                    .filter(|l| *l <= max)
-                    .ok_or_else(|| format!("{item:?} has a bad prefix length"))?;
-                nets.push((ip, len));
+                    .map_err(|_| format!("{item:?} has a bad prefix length"))?;
+                nets.push(net);
             } else if let Ok(ip) = item.parse::<IpAddr>() {
-                nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+                nets.push(IpNet::from(ip));
             } else if item
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
@@ -70,11 +71,7 @@ impl TargetPolicy {
             return true;
         }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.allow_hosts.contains(&host)
-            || self
-                .allow_nets
-                .iter()
-                .any(|(net, len)| in_net(addr, *net, *len))
+        self.allow_hosts.contains(&host) || self.allow_nets.iter().any(|net| net.contains(&addr))
     }
 
     /// Checks a URL whose host is an IP literal (such URLs are not resolved).
@@ -128,20 +125,6 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
         || (s[0] & 0xfe00) == 0xfc00
         || (s[0] & 0xffc0) == 0xfe80
         || (s[0] == 0x2001 && s[1] == 0x0db8))
-}
-
-fn in_net(addr: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (addr, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 /// The HTTP client's resolver: resolves, then keeps only the addresses the policy permits.
@@ -225,6 +208,16 @@ mod tests {
         assert!(!p.permits("other.example.com", "192.168.0.5".parse().unwrap()));
         assert!(TargetPolicy::new(true, "10.0.0.0/33").is_err());
         assert!(TargetPolicy::new(true, "not a host!").is_err());
+        let p = on("fd00::/8, fe80::1, 10.1.2.3/16");
+        assert!(p.permits("x", "fd12::1".parse().unwrap()));
+        assert!(p.permits("x", "fe80::1".parse().unwrap()));
+        assert!(!p.permits("x", "fe80::2".parse().unwrap()));
+        // Host bits beside the prefix are ignored, as in the network it names.
+        assert!(p.permits("x", "10.1.9.9".parse().unwrap()));
+        assert!(!p.permits("x", "10.2.0.1".parse().unwrap()));
+        assert!(TargetPolicy::new(true, "fd00::/129").is_err());
+        assert!(TargetPolicy::new(true, "10.0.0.0/x").is_err());
+        assert!(TargetPolicy::new(true, "10.0.0/8").is_err());
     }
 
     #[test]

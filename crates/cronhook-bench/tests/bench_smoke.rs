@@ -1,14 +1,42 @@
 //! The benchmark's quick mode as a smoke test: the real service under a small load on both
 //! stores. It fails on missed or duplicate fires, never on a time.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Builds the service binary and returns its path.
+///
+/// The service is another package of the workspace, so Cargo does not build it for this
+/// test nor name it in `CARGO_BIN_EXE_*`; Cargo itself reports where the binary is, which
+/// holds whatever the target directory is (default, `CARGO_TARGET_DIR` or configuration).
+fn service_binary() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--message-format=json-render-diagnostics"])
+        .args(["-p", "cronhook", "--bin", "cronhook", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p cronhook failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "cronhook")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo build reported no cronhook executable")
+}
 
 #[test]
 fn quick_benchmark_misses_and_duplicates_no_fire() {
+    let service = service_binary();
     let out = Command::new(env!("CARGO_BIN_EXE_cronhook-bench"))
         .arg("quick")
         .arg("--binary")
-        .arg(env!("CARGO_BIN_EXE_cronhook"))
+        .arg(&service)
         .output()
         .expect("run cronhook-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -114,7 +114,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let bin = args.binary.clone().unwrap_or_else(service::default_binary);
     anyhow::ensure!(
         bin.exists(),
-        "{} not found: build it with `cargo build --release`",
+        "{} not found: build it with `cargo build --release -p cronhook`",
         bin.display()
     );
     let which = backends(args.backend);
