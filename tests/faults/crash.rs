@@ -90,11 +90,17 @@ async fn crash_and_restart(kind: Db) {
         .flat_map(|j| target.calls_of(j))
         .filter(|c| per_fire[&c.key] > 1)
         .count();
-    eprintln!("{kind:?}: {recalled} calls were repeats of fires cut off by the crash");
+    assert!(
+        recalled > 0,
+        "{kind:?}: ATLEAST_ONCE calls in flight at the crash are called again"
+    );
     // ATMOST_ONCE fires cut off mid-call are recorded as unknown, never re-sent.
     let rows = rows(&db.url).await;
     let unknown = rows.iter().filter(|r| r.state == "unknown").count();
-    eprintln!("{kind:?}: {unknown} ATMOST_ONCE fires recorded as unknown");
+    assert!(
+        unknown > 0,
+        "{kind:?}: ATMOST_ONCE calls in flight at the crash are recorded as unknown"
+    );
     assert!(
         rows.iter()
             .filter(|r| r.state == "unknown")

@@ -52,8 +52,17 @@ async fn three_nodes_share_the_work_and_take_over_a_killed_one() {
         }
     }
     assert!(expected >= 200 * 15, "{expected} fires checked");
-    // The work was shared or at least claimed without conflict: record which nodes called.
-    eprintln!("3 nodes: {expected} fires, each called exactly once");
+    // The work was shared: each node logs the calls it makes, and at least two of the three
+    // made some (which node claims a second's fires first is a race it loses about two
+    // times in three, twenty seconds in a row).
+    let calls_per_node: Vec<usize> = nodes
+        .iter()
+        .map(|n| n.log_text().matches(r#""message":"call""#).count())
+        .collect();
+    assert!(
+        calls_per_node.iter().filter(|&&n| n > 0).count() >= 2,
+        "the work is shared between nodes: {calls_per_node:?}"
+    );
 
     // Phase 2: kill one node; its fires are taken over within the lease.
     let mut victim = nodes.remove(0);
@@ -99,7 +108,6 @@ async fn three_nodes_share_the_work_and_take_over_a_killed_one() {
         })
         .max()
         .unwrap_or(0);
-    eprintln!("takeover: latest call {max_lateness} ms after its instant (lease {LEASE_MS} ms)");
     assert!(
         max_lateness <= LEASE_MS * 2 + 1000,
         "taken over in {max_lateness} ms"
