@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 
 use crate::config::{CommonSettings, Settings};
@@ -38,6 +38,10 @@ pub enum Command {
         /// How many instants to print.
         #[arg(short = 'n', long = "count", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
         n: u16,
+        /// Print the instants after this RFC 3339 instant instead of after now, e.g. to check
+        /// a schedule across next year's DST change.
+        #[arg(long, value_parser = rfc3339)]
+        from: Option<DateTime<Utc>>,
     },
 }
 
@@ -52,11 +56,19 @@ pub fn parse_command(args: impl IntoIterator<Item = OsString>) -> Result<Command
     Cli::try_parse_from(args).map(|cli| cli.command)
 }
 
-/// The next `n` instants of `expr` in `tz`, one RFC 3339 UTC line each, or why it is invalid.
-pub fn preview(expr: &str, tz: &str, n: usize) -> Result<String, String> {
+/// An RFC 3339 instant, e.g. `2027-03-14T00:00:00-05:00`.
+fn rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 instant (e.g. 2027-03-14T00:00:00Z): {e}"))
+}
+
+/// The next `n` instants of `expr` in `tz` after `from`, one RFC 3339 UTC line each, or why
+/// it is invalid.
+pub fn preview(expr: &str, tz: &str, n: usize, from: DateTime<Utc>) -> Result<String, String> {
     let schedule = Schedule::parse_in(expr, tz).map_err(|e| e.to_string())?;
     let lines: Vec<String> = schedule
-        .upcoming(Utc::now(), n)
+        .upcoming(from, n)
         .into_iter()
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
         .collect();

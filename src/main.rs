@@ -15,7 +15,12 @@ fn main() -> ExitCode {
     // A bad setting exits with code 2, its message naming the variable.
     let command = parse_command(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match command {
-        Command::Cron { expr, tz, n } => match preview(&expr, &tz, usize::from(n)) {
+        Command::Cron { expr, tz, n, from } => match preview(
+            &expr,
+            &tz,
+            usize::from(n),
+            from.unwrap_or_else(chrono::Utc::now),
+        ) {
             Ok(lines) => {
                 println!("{lines}");
                 ExitCode::SUCCESS

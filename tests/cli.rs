@@ -51,6 +51,32 @@ fn cron_evaluates_in_a_time_zone() {
 }
 
 #[test]
+fn cron_starts_from_a_given_instant() {
+    let out = cronhook()
+        .args([
+            "cron",
+            "0 0 12 * * *",
+            "-n",
+            "2",
+            "--from",
+            "2027-06-01T07:00:00-04:00",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2027-06-01T12:00:00Z\n2027-06-02T12:00:00Z\n"
+    );
+    let out = cronhook()
+        .args(["cron", "0 0 12 * * *", "--from", "tomorrow"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+}
+
+#[test]
 fn cron_rejects_a_bad_expression_with_exit_code_2() {
     let out = cronhook().args(["cron", "* * 25 * * *"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

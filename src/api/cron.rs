@@ -4,6 +4,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::AppState;
@@ -26,13 +27,15 @@ const N_MAX: usize = 100;
     params(("expr" = String, Query, min_length = 1, description = "Cron expression, 5 or 6 fields"),
         ("tz" = Option<super::dto::TimeZoneName>, Query,
             description = "IANA time zone (default UTC)"),
-        ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)")),
+        ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)"),
+        ("from" = Option<String>, Query, format = DateTime,
+            description = "The instants after this RFC 3339 instant (default now)")),
     responses((status = 200, description = "The next instants", body = CronNext), Errors))]
 pub(crate) async fn next(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let params = query_params(query.as_deref(), &["expr", "tz", "n"])?;
+    let params = query_params(query.as_deref(), &["expr", "tz", "n", "from"])?;
     let expr = params
         .get("expr")
         .ok_or_else(|| ApiError::field("missing_field", "expr", "expr is required"))?;
@@ -57,10 +60,22 @@ pub(crate) async fn next(
             }
         },
     };
+    let from = match params.get("from") {
+        None => state.jobs.now(),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::field(
+                    "invalid_from",
+                    "from",
+                    "from must be an RFC 3339 instant, e.g. 2027-03-14T00:00:00Z",
+                )
+            })?,
+    };
     let schedule = Schedule::parse_in(expr, tz)
         .map_err(|e| ApiError::field("invalid_schedule", "expr", e.to_string()))?;
     let next: Vec<String> = schedule
-        .upcoming(state.jobs.now(), n)
+        .upcoming(from, n)
         .into_iter()
         .map(rfc3339)
         .collect();

@@ -575,12 +575,24 @@ async fn cron_next_previews_like_the_cli(db: Db) {
     }
     let (_, d) = get(&server, "/cron/next?expr=*%20*%20*%20*%20*").await;
     assert_eq!(d["next"].as_array().unwrap().len(), 5, "default n");
+    // From a given instant (here a year ahead, in New York's offset), not from now.
+    let (s, v) = get(
+        &server,
+        "/cron/next?expr=0%200%2012%20*%20*%20*&n=2&from=2027-06-01T07:00:00-04:00",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["next"],
+        json!(["2027-06-01T12:00:00.000Z", "2027-06-02T12:00:00.000Z"])
+    );
     for (path, field) in [
         ("/cron/next?expr=nope", "expr"),
         ("/cron/next", "expr"),
         ("/cron/next?expr=*%20*%20*%20*%20*&tz=Mars/Base", "tz"),
         ("/cron/next?expr=*%20*%20*%20*%20*&n=0", "n"),
         ("/cron/next?expr=*%20*%20*%20*%20*&n=101", "n"),
+        ("/cron/next?expr=*%20*%20*%20*%20*&from=tomorrow", "from"),
     ] {
         let (s, v) = get(&server, path).await;
         assert_error(s, &v, 400, Some(field));
