@@ -1,7 +1,9 @@
 //! cronhook-bench: runs the real `cronhook` release binary as a child process against
 //! PostgreSQL and SQLite, drives it through its HTTP API, receives its calls on a loopback
-//! target, and measures precision, scale and API throughput.
+//! target, and measures precision, scale and API throughput; and times the library's cron
+//! evaluation in process.
 
+mod cron;
 mod db;
 mod load;
 mod report;
@@ -86,6 +88,12 @@ enum Scenario {
     },
     /// A small run of all three (under 2 minutes); fails on missed or duplicate fires.
     Quick,
+    /// The cost of one `next_after` call and one parse, per expression (in process).
+    Cron {
+        /// `next_after` calls per expression.
+        #[arg(long, default_value_t = 200_000)]
+        calls: u64,
+    },
 }
 
 fn backends(w: Which) -> Vec<Backend> {
@@ -111,6 +119,14 @@ async fn main() -> ExitCode {
 
 /// Runs the scenario; `Ok(false)` when fires were missed or duplicated.
 async fn run(args: Args) -> anyhow::Result<bool> {
+    if let Scenario::Cron { calls } = args.scenario {
+        let body = report::cron(&cron::run(calls)?);
+        println!("{body}");
+        if let Some(path) = &args.write {
+            report::write_section(path, "cron", &body)?;
+        }
+        return Ok(true);
+    }
     let bin = args.binary.clone().unwrap_or_else(service::default_binary);
     anyhow::ensure!(
         bin.exists(),
@@ -176,6 +192,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
             write("api", &report::api(&rows))?;
         }
+        // Measured above, in process: it needs neither the service nor a database.
+        Scenario::Cron { .. } => {}
         Scenario::Quick => {
             let mut precision = Vec::new();
             let mut scale = Vec::new();

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::cron::CronResult;
 use crate::scenarios::{ApiResult, PrecisionResult, ScaleResult};
 
 /// The precision table.
@@ -50,6 +51,21 @@ pub fn scale(rows: &[ScaleResult]) -> String {
             r.post.pct_ms(99.0),
             r.get.pct_ms(50.0),
             r.get.pct_ms(99.0)
+        );
+    }
+    s
+}
+
+/// The cron evaluation table.
+pub fn cron(rows: &[CronResult]) -> String {
+    let mut s = String::from(
+        "| expression | zone | next_after calls | ns per next_after | µs per parse |\n\
+         |---|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| `{}` | {} | {} | {:.0} | {:.1} |\n",
+            r.expr, r.tz, r.calls, r.next_ns, r.parse_us
         );
     }
     s
