@@ -1,7 +1,10 @@
 //! The store: the single source of truth for jobs, fires and nodes.
 //!
-//! One trait, one implementation per database ([`postgres`], [`sqlite`]), and one
-//! conformance suite (`tests/store_conformance.rs`) run against both. SQL lives only here.
+//! One trait, [`Store`]: the operations whose SQL is the same on both databases are written
+//! once, generically ([`CommonOps`]); the few that differ have one implementation per
+//! database ([`postgres`], [`sqlite`]). One conformance suite (`tests/store_conformance.rs`)
+//! runs every operation against both. SQL lives only here, and the store speaks domain types
+//! only: how values are spelled in the database is its own business (`spelling.rs`).
 
 mod claim;
 pub mod group;
