@@ -1,8 +1,8 @@
 //! Evaluation: the next or previous instant, in whole seconds, in a time zone.
 //!
 //! Dates are walked in local time, skipping months and days that cannot match. Each
-//! matching date is cut into pieces of constant UTC offset; within a piece local time and
-//! UTC move together, so the first (or last) matching time of a piece is found from the
+//! matching date is cut into parts of constant UTC offset; within a part local time and
+//! UTC move together, so the first (or last) matching time of a part is found from the
 //! bit sets directly. DST follows cronie: with a fixed hour, times skipped by a
 //! spring-forward change fire once when the gap ends and times repeated by a fall-back
 //! change fire at their first occurrence; otherwise the wall clock rules, so skipped times
@@ -121,6 +121,7 @@ impl Cron {
         let end = start + DAY;
         // Every instant whose local date is `date`, for offsets from -12 h to +14 h.
         let (lo, hi) = (start - 15 * 3600, end + 13 * 3600);
+        // Offsets change far less often than every 52 hours, so one change at most is cut.
         let (before, after) = (offset_at(tz, lo), offset_at(tz, hi));
         let span = |lo: i64, hi: i64, offset| Part::Span {
             lo: lo.max(start),
