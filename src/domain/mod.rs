@@ -1,5 +1,6 @@
 //! Domain types: parsed and validated before anything reaches the store.
 
+pub mod cron;
 pub mod execution;
 pub mod fire;
 pub mod job;

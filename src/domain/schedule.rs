@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
+
+use super::cron::{self, Cron};
 
 /// A validated cron schedule with the time zone it is evaluated in.
 #[derive(Clone)]
@@ -15,7 +15,7 @@ pub struct Schedule {
     expr: String,
     /// The zone the expression is evaluated in; instants are UTC everywhere else.
     tz: Tz,
-    /// The parsed pattern.
+    /// The parsed expression.
     cron: Cron,
 }
 
@@ -25,47 +25,25 @@ pub struct Schedule {
 pub struct ScheduleError(String);
 
 impl Schedule {
-    /// Parses `expr` (5 or 6 fields) evaluated in UTC.
+    /// Parses `expr` (5 or 6 fields, or a nickname) evaluated in UTC.
     pub fn parse(expr: &str) -> Result<Self, ScheduleError> {
         Self::parse_in(expr, "UTC")
     }
 
-    /// Parses `expr` (5 or 6 fields) evaluated in the IANA zone `tz`.
+    /// Parses `expr` (5 or 6 fields, or a nickname) evaluated in the IANA zone `tz`.
     pub fn parse_in(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
         let tz = Tz::from_str(tz).map_err(|_| {
+            let shown: String = tz.chars().take(80).collect();
             ScheduleError(format!(
-                "unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"
+                "unknown time zone {shown:?} (use an IANA name such as Europe/Paris)"
             ))
         })?;
-        let expr = expr.trim();
-        let fields = expr.split_whitespace().count();
-        if expr.starts_with('@') {
-            return Err(ScheduleError(
-                "nicknames such as @hourly are not supported: write the fields".into(),
-            ));
-        }
-        if !(5..=6).contains(&fields) {
-            return Err(ScheduleError(format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (second first), got {fields}"
-            )));
-        }
-        let parser = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build();
-        let cron = parser
-            .parse(expr)
-            .map_err(|e| ScheduleError(describe(e, expr)))?;
-        let schedule = Self {
-            expr: expr.to_owned(),
+        let cron = cron::parse(expr).map_err(|e| ScheduleError(e.0))?;
+        Ok(Self {
+            expr: expr.trim_matches([' ', '\t']).to_owned(),
             tz,
             cron,
-        };
-        // A pattern that can never match (e.g. 30 February) is useless as a schedule.
-        if schedule.next_after(Utc::now()).is_none() {
-            return Err(ScheduleError(format!("{expr:?} never fires")));
-        }
-        Ok(schedule)
+        })
     }
 
     /// The expression as stored.
@@ -80,33 +58,25 @@ impl Schedule {
 
     /// The first instant strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.find(t, false)
+        // Instants are whole seconds, so strictly after `t` is strictly after its second.
+        let next = self.cron.next_after(&self.tz, t.timestamp())?;
+        DateTime::from_timestamp(next, 0)
     }
 
     /// The first instant at or after `t`.
     pub fn next_from(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Matching ignores sub-second parts: round up first so the answer is never before `t`.
+        // Round a sub-second start up so the answer is never before `t`.
         let whole = t
             .timestamp()
             .saturating_add(i64::from(t.timestamp_subsec_nanos() > 0));
-        self.find(DateTime::from_timestamp(whole, 0)?, true)
+        let next = self.cron.next_after(&self.tz, whole.checked_sub(1)?)?;
+        DateTime::from_timestamp(next, 0)
     }
 
     /// The last instant at or before `t`.
     pub fn prev_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = t.with_timezone(&self.tz);
-        self.cron
-            .find_previous_occurrence(&local, true)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
-    }
-
-    fn find(&self, t: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
-        let local = t.with_timezone(&self.tz);
-        self.cron
-            .find_next_occurrence(&local, inclusive)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        let prev = self.cron.prev_at_or_before(&self.tz, t.timestamp())?;
+        DateTime::from_timestamp(prev, 0)
     }
 
     /// The next `n` instants strictly after `t`.
@@ -123,17 +93,6 @@ impl Schedule {
             }
         }
         out
-    }
-}
-
-fn describe(e: croner::errors::CronError, expr: &str) -> String {
-    use croner::errors::CronError as E;
-    match e {
-        E::EmptyPattern => "the schedule is empty".into(),
-        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => {
-            format!("invalid cron expression {expr:?}: {m}")
-        }
-        other => format!("invalid cron expression {expr:?}: {other}"),
     }
 }
 
@@ -271,15 +230,19 @@ mod tests {
             ("", "expected 5 fields"),
             ("* * * *", "got 4"),
             ("* * * * * * *", "got 7"),
-            ("61 * * * * *", "invalid cron expression"),
-            ("* 60 * * * *", "invalid cron expression"),
-            ("* * 24 * * *", "invalid cron expression"),
-            ("* * * 32 * *", "invalid cron expression"),
-            ("* * * * 13 *", "invalid cron expression"),
-            ("* * * * * 8", "invalid cron expression"),
-            ("* * * * * FUNDAY", "invalid cron expression"),
+            ("61 * * * * *", "second \"61\" is out of range 0-59"),
+            ("* 60 * * * *", "minute \"60\" is out of range 0-59"),
+            ("* * 24 * * *", "hour \"24\" is out of range 0-23"),
+            ("* * * 32 * *", "day-of-month \"32\" is out of range 1-31"),
+            ("* * * * 13 *", "month \"13\" is out of range 1-12"),
+            ("* * * * * 8", "day-of-week \"8\" is out of range 0-7"),
+            (
+                "* * * * * FUNDAY",
+                "day-of-week \"FUNDAY\" is not a day name (use SUN-SAT or 0-7)",
+            ),
             ("0 0 0 30 2 *", "never fires"),
-            ("@hourly", "nicknames"),
+            ("@reboot", "@reboot is not a schedule: "),
+            ("@often", "unknown nickname \"@often\""),
         ];
         for (expr, want) in cases {
             let err = Schedule::parse(expr).unwrap_err().to_string();
