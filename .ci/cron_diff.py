@@ -43,6 +43,8 @@ DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 REASONS = {
     "one_value_range": "croniter reads a one-value range such as `7-7` or `1-1` as the whole "
     "field (a croniter bug); cronhook reads it as that one value",
+    "weekday_step_to_seven": "a step from one day-of-week value (`4/3`) runs to 7 in cronhook "
+    "as in cronie (`4-7/3`: Thursday and Sunday); croniter stops at 6",
     "dst": "a DST change falls within the compared instants: cronhook follows crontab(5) "
     "(fixed hour: a skipped time fires once just after the gap, a repeated time once at its "
     "first occurrence; wildcard, range or step hour: the wall clock), croniter has rules of "
@@ -172,16 +174,24 @@ def reason(expr, zone, a, b):
     parts = [p for f in expr.split() for p in f.split(",")]
     if any("-" in p and "/" not in p and len(set(p.split("-"))) == 1 for p in parts):
         return "one_value_range"
+    dow = expr.split()[-1]
+    if any(p.split("/")[0].isdigit() and "/" in p for p in dow.split(",")):
+        return "weekday_step_to_seven"
     if zone and isinstance(a, list) and isinstance(b, list):
-        changes = [c.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc) for c in TRANSITIONS[zone]]
         first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        at = min(
-            datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            for s in (a[first:first + 1] + b[first:first + 1]) or [a[-1]]
-        )
-        if any(abs(at - c) <= timedelta(hours=26) for c in changes):
+        around = a[first:first + 1] + b[first:first + 1] or a[-1:]
+        if any(near_dst_change(s, zone) for s in around):
             return "dst"
     return None
+
+
+def near_dst_change(instant, zone, hours=26):
+    """Whether the zone's UTC offset changes within `hours` of `instant` (any year)."""
+    at = datetime.strptime(instant, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    tz = ZoneInfo(zone)
+    before = (at - timedelta(hours=hours)).astimezone(tz).utcoffset()
+    after = (at + timedelta(hours=hours)).astimezone(tz).utcoffset()
+    return before != after
 
 
 def compare(case):
