@@ -19,7 +19,8 @@ use cronhook::domain::job::{JobRecord, JobState};
 use cronhook::domain::schedule::Schedule;
 use cronhook::store::group::JobWriter;
 use cronhook::store::{
-    self, Backend, ClaimParams, DynStore, Exclusive, JobQuery, JobRow, NextFire, Recovered, Update,
+    self, Backend, ClaimParams, DynStore, Exclusive, JobQuery, JobRow, NextFire, Recorded,
+    Recovered, Update,
 };
 use uuid::Uuid;
 
@@ -66,6 +67,7 @@ conformance!(
     case_new_york_job_fires_at_the_right_utc_instants_across_dst,
     case_pruning_keeps_the_newest_k_per_job,
     case_postpone_hands_an_unstarted_attempt_back,
+    case_a_late_outcome_is_fenced_out,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -209,6 +211,7 @@ fn outcome(
 ) -> Outcome {
     Outcome {
         execution_id: f.execution_id,
+        node: "node-a".into(),
         executed_at,
         status_code,
         duration_ms,
@@ -220,6 +223,14 @@ fn outcome(
 
 fn success(f: &Fire, executed_at: DateTime<Utc>) -> Outcome {
     outcome(f, executed_at, Some(200), 12, Verdict::Succeeded, None)
+}
+
+/// A success reported by `node`, which made the call.
+fn success_by(f: &Fire, executed_at: DateTime<Utc>, node: &str) -> Outcome {
+    Outcome {
+        node: node.into(),
+        ..success(f, executed_at)
+    }
 }
 
 /// Asserts two fires are the same attempt with the same job settings.
@@ -667,7 +678,7 @@ async fn case_retry_waits_for_any_claimer_within_the_window(kind: Db) {
         .await
         .unwrap();
     assert_eq!(
-        stored,
+        stored.retries,
         vec![retry.execution_id],
         "the retry is reported stored"
     );
@@ -684,7 +695,7 @@ async fn case_retry_waits_for_any_claimer_within_the_window(kind: Db) {
         .await
         .unwrap();
     assert!(
-        stored.is_empty(),
+        stored.outcomes.is_empty() && stored.retries.is_empty(),
         "a duplicate attempt is not reported stored: {stored:?}"
     );
 
@@ -782,9 +793,12 @@ async fn case_heartbeat_recover_release(kind: Db) {
     assert_same_fires(&taken, &[&fires[1], &fires[2]]);
 
     // Recorded fires are never handed back.
-    s.record_outcomes(&[success(&fires[1], secs(33)), success(&fires[2], secs(33))])
-        .await
-        .unwrap();
+    s.record_outcomes(&[
+        success_by(&fires[1], secs(33), "node-d"),
+        success_by(&fires[2], secs(33), "node-d"),
+    ])
+    .await
+    .unwrap();
     assert_eq!(
         recover(s, "node-e", secs(100), secs(100)).await,
         swept(0, 0)
@@ -1177,7 +1191,7 @@ async fn case_update_withdraws_claimed_fires_and_bumps_the_version(kind: Db) {
         attempt: 2,
         ..fires[0].clone()
     });
-    assert!(s.record_outcomes(&[o]).await.unwrap().is_empty());
+    assert!(s.record_outcomes(&[o]).await.unwrap().retries.is_empty());
 
     // Stale and missing jobs.
     assert_eq!(
@@ -1600,4 +1614,80 @@ async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
     assert_eq!(ids(&taken), HashSet::from([idle.execution_id]));
     assert_eq!(taken[0].due_at, secs(5));
     assert_eq!(taken[0].scheduled_at, idle.scheduled_at);
+}
+
+/// Case 22: An outcome is stored only by the node holding its attempt, in a state awaiting
+/// one: a node that lost its attempt to recovery cannot overwrite the outcome another node
+/// recorded, nor schedule a retry.
+async fn case_a_late_outcome_is_fenced_out(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("0 0 10 * * *");
+    job.spec.retry = RetryOverride {
+        max_attempts: Some(3),
+        ..RetryOverride::default()
+    };
+    insert(s, &job, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::zero());
+    let fire = claim(s, "node-a", &p, &clock).await.remove(0);
+
+    // node-a goes silent mid-call; node-b hands its attempt back, claims it and records it.
+    assert_eq!(recover(s, "node-b", secs(1), secs(20)).await, swept(1, 0));
+    clock.set(secs(20));
+    let again = claim(s, "node-b", &p, &clock).await;
+    assert_same_fires(&again, &[&fire]);
+    let by_b = success_by(&fire, secs(21), "node-b");
+    let late_a = {
+        let mut o = outcome(&fire, secs(30), Some(503), 9, Verdict::Failed, Some("503"));
+        o.retry = Some(Fire {
+            execution_id: Uuid::now_v7(),
+            attempt: 2,
+            due_at: secs(31),
+            ..fire.clone()
+        });
+        o
+    };
+    // node-a's late failure, before and after node-b's success: neither counts.
+    let early = s
+        .record_outcomes(std::slice::from_ref(&late_a))
+        .await
+        .unwrap();
+    assert_eq!(
+        early,
+        Recorded::default(),
+        "held by node-b: not node-a's to record"
+    );
+    let recorded = s
+        .record_outcomes(std::slice::from_ref(&by_b))
+        .await
+        .unwrap();
+    assert_eq!(recorded.outcomes, vec![fire.execution_id]);
+    let late = s
+        .record_outcomes(std::slice::from_ref(&late_a))
+        .await
+        .unwrap();
+    assert_eq!(late, Recorded::default(), "finished: nothing overwrites it");
+
+    let d = s
+        .execution(job.id, fire.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.state, d.status_code, d.success, d.executed_at),
+        (
+            ExecutionState::Succeeded,
+            Some(200),
+            Some(true),
+            Some(secs(21))
+        )
+    );
+    clock.set(secs(40));
+    assert!(
+        claim(s, "node-c", &params(Duration::seconds(60)), &clock)
+            .await
+            .is_empty(),
+        "no retry was scheduled by the late outcome"
+    );
 }

@@ -99,6 +99,7 @@ async fn only_the_window_reaches_the_timer(kind: Db) {
                 });
                 let outcome = Outcome {
                     execution_id: h.fire.execution_id,
+                    node: h.node.clone(),
                     executed_at: now,
                     status_code: Some(if next.is_some() { 503 } else { 200 }),
                     duration_ms: 5,

@@ -92,6 +92,10 @@ pub enum Verdict {
 pub struct Outcome {
     /// The execution row.
     pub execution_id: Uuid,
+    /// The node id that held the attempt when it was called: the outcome is stored only
+    /// while that node still holds it, so a late node cannot overwrite what another
+    /// recorded.
+    pub node: Arc<str>,
     /// When the request left.
     pub executed_at: DateTime<Utc>,
     /// The answer's status, if an answer came.

@@ -50,7 +50,11 @@ impl Claimer {
             let held = claimed
                 .fires
                 .into_iter()
-                .map(|fire| Held { fire, epoch })
+                .map(|fire| Held {
+                    fire,
+                    epoch,
+                    node: node.clone(),
+                })
                 .collect();
             let _ = self.timer.send(held);
         }

@@ -182,6 +182,26 @@ pub struct Recovered {
     pub unknown: u64,
 }
 
+/// What [`Store::record_outcomes`] wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The executions whose outcome was written; the others were no longer their node's.
+    pub outcomes: Vec<Uuid>,
+    /// The retries stored (a retry whose attempt already exists, or whose job changed or is
+    /// gone, is not).
+    pub retries: Vec<Uuid>,
+}
+
+/// The retries of the outcomes written: a fenced-out outcome schedules none.
+pub(crate) fn retries_of<'a>(outcomes: &'a [Outcome], recorded: &[Uuid]) -> Vec<&'a Fire> {
+    let recorded: std::collections::HashSet<&Uuid> = recorded.iter().collect();
+    outcomes
+        .iter()
+        .filter(|o| recorded.contains(&o.execution_id))
+        .filter_map(|o| o.retry.as_ref())
+        .collect()
+}
+
 /// A manual call, stored to wait for a claimer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Triggered {
@@ -213,10 +233,10 @@ pub trait Store: CommonOps + Send + Sync + 'static {
     ) -> Result<Claimed, StoreError>;
 
     /// Writes attempts' outcomes, and the retries they schedule (waiting, held by no node),
-    /// in one transaction.
-    /// Returns the execution ids of the retries stored (a retry whose attempt already
-    /// exists, or whose job changed or is gone, is not).
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError>;
+    /// in one transaction. An outcome is written only while the node that made the call
+    /// still holds its attempt, in a state awaiting an outcome; a late one changes nothing
+    /// and schedules no retry.
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Recorded, StoreError>;
 }
 
 /// A shared store.

@@ -14,7 +14,7 @@ use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
 };
 use super::shared::Sql;
-use super::{Backend, ClaimParams, Store, StoreError, to_ms};
+use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
 use crate::domain::plan::Window;
@@ -149,9 +149,9 @@ impl Store for PgStore {
         })
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Recorded, StoreError> {
         if outcomes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         let mut ids = Vec::with_capacity(outcomes.len());
         let mut states = Vec::with_capacity(outcomes.len());
@@ -160,7 +160,9 @@ impl Store for PgStore {
         let mut durations = Vec::with_capacity(outcomes.len());
         let mut successes = Vec::with_capacity(outcomes.len());
         let mut errors = Vec::with_capacity(outcomes.len());
+        let mut nodes = Vec::with_capacity(outcomes.len());
         for o in outcomes {
+            nodes.push(o.node.to_string());
             ids.push(o.execution_id);
             let ok = o.verdict == Verdict::Succeeded;
             states.push(if ok { "succeeded" } else { "failed" });
@@ -171,11 +173,14 @@ impl Store for PgStore {
             errors.push(o.error.clone());
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        // Fenced: only the node holding the attempt, in a state that awaits an outcome.
+        let recorded: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE executions e SET state = u.state, executed_at = u.executed_at, status_code = u.code, \
              duration_ms = u.duration, success = u.success, error = u.error, node_id = NULL \
-             FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int4[], $5::int8[], $6::bool[], $7::text[]) \
-             AS u(id, state, executed_at, code, duration, success, error) WHERE e.id = u.id",
+             FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int4[], $5::int8[], $6::bool[], $7::text[], $8::text[]) \
+             AS u(id, state, executed_at, code, duration, success, error, node) \
+             WHERE e.id = u.id AND e.node_id = u.node AND e.state IN ('claimed', 'started') \
+             RETURNING e.id",
         )
         .bind(&ids)
         .bind(&states)
@@ -184,9 +189,10 @@ impl Store for PgStore {
         .bind(&durations)
         .bind(&successes)
         .bind(&errors)
-        .execute(&mut *tx)
+        .bind(&nodes)
+        .fetch_all(&mut *tx)
         .await?;
-        let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        let retries = retries_of(outcomes, &recorded);
         let mut stored = Vec::new();
         if !retries.is_empty() {
             let ids: Vec<Uuid> = retries.iter().map(|f| f.execution_id).collect();
@@ -214,7 +220,10 @@ impl Store for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(stored)
+        Ok(Recorded {
+            outcomes: recorded,
+            retries: stored,
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
 };
 use super::shared::Sql;
-use super::{Backend, ClaimParams, Store, StoreError, to_ms};
+use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
 use crate::domain::plan::Window;
@@ -176,16 +176,19 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Uuid>, StoreError> {
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Recorded, StoreError> {
         if outcomes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut recorded = Vec::with_capacity(outcomes.len());
         for o in outcomes {
             let ok = o.verdict == Verdict::Succeeded;
-            sqlx::query(
+            // Fenced: only the node holding the attempt, in a state that awaits an outcome.
+            let done = sqlx::query(
                 "UPDATE executions SET state = ?, executed_at = ?, status_code = ?, duration_ms = ?, \
-                 success = ?, error = ?, node_id = NULL WHERE id = ?",
+                 success = ?, error = ?, node_id = NULL WHERE id = ? AND node_id = ? \
+                 AND state IN ('claimed', 'started')",
             )
             .bind(if ok { "succeeded" } else { "failed" })
             .bind(to_ms(o.executed_at))
@@ -194,10 +197,14 @@ impl Store for SqliteStore {
             .bind(ok)
             .bind(o.error.as_deref())
             .bind(o.execution_id)
+            .bind(o.node.as_ref())
             .execute(&mut *tx)
             .await?;
+            if done.rows_affected() == 1 {
+                recorded.push(o.execution_id);
+            }
         }
-        let retries: Vec<&Fire> = outcomes.iter().filter_map(|o| o.retry.as_ref()).collect();
+        let retries = retries_of(outcomes, &recorded);
         let mut stored = Vec::new();
         for chunk in retries.chunks(CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -221,7 +228,10 @@ impl Store for SqliteStore {
             stored.extend(ids);
         }
         tx.commit().await?;
-        Ok(stored)
+        Ok(Recorded {
+            outcomes: recorded,
+            retries: stored,
+        })
     }
 }
 

@@ -118,35 +118,32 @@ impl Executor {
     /// Makes the call, if the store lets it start; returns whether an outcome went to the
     /// writer (which settles the epoch once it is stored).
     async fn attempt(&self, held: Held) -> bool {
-        let fire = held.fire;
-        if !self.start(&fire).await {
+        let Held { fire, epoch, node } = held;
+        if !self.start(&fire, &node).await {
             return false;
         }
         let executed_at = self.clock.now();
         let started = Instant::now();
         let answer = self.call(&fire, executed_at).await;
-        let outcome = self.outcome(&fire, &answer, executed_at, started.elapsed());
-        self.reports
-            .send(Report::Outcome(outcome, held.epoch))
-            .is_ok()
+        let outcome = self.outcome(&fire, node, &answer, executed_at, started.elapsed());
+        self.reports.send(Report::Outcome(outcome, epoch)).is_ok()
     }
 
     /// Records the attempt started, durably, when its job needs that before the request
     /// leaves (ATMOST_ONCE, or calls that may not overlap). Returns whether to call.
-    async fn start(&self, fire: &Fire) -> bool {
+    async fn start(&self, fire: &Fire, node: &Arc<str>) -> bool {
         let exclusive = fire.call.concurrency == ConcurrencyPolicy::Forbid;
         if !exclusive && fire.call.delivery != Delivery::AtMostOnce {
             return true;
         }
-        let (node, _) = self.lease.node();
         let now = self.clock.now();
         let started = if exclusive {
             self.store
-                .start_exclusive(fire.execution_id, fire.job_id, &node, now)
+                .start_exclusive(fire.execution_id, fire.job_id, node, now)
                 .await
         } else {
             self.store
-                .mark_started(fire.execution_id, &node, now)
+                .mark_started(fire.execution_id, node, now)
                 .await
                 .map(|ok| {
                     if ok {
@@ -176,7 +173,7 @@ impl Executor {
                 let due_at = now + chrono::Duration::from_std(START_RETRY).unwrap_or_default();
                 let _ = self.reports.send(Report::Postponed {
                     execution_id: fire.execution_id,
-                    node,
+                    node: node.clone(),
                     due_at,
                 });
                 false
@@ -188,6 +185,7 @@ impl Executor {
     fn outcome(
         &self,
         fire: &Fire,
+        node: Arc<str>,
         answer: &Answer,
         executed_at: DateTime<Utc>,
         took: Duration,
@@ -215,6 +213,7 @@ impl Executor {
         );
         Outcome {
             execution_id: fire.execution_id,
+            node,
             executed_at,
             status_code,
             duration_ms,

@@ -18,13 +18,16 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::fire::Fire;
 use executor::Executor;
 
-/// A fire held in memory, tagged with the lease epoch it was claimed under.
+/// A fire held in memory, tagged with the node identity it was claimed under.
 #[derive(Debug, Clone)]
 pub struct Held {
     /// The attempt to run.
     pub fire: Fire,
     /// The node identity's epoch at claim time: a fire from an older epoch is not run.
     pub epoch: u64,
+    /// The node id that claimed it: the store takes the attempt's start and outcome from
+    /// this id only.
+    pub node: Arc<str>,
 }
 
 /// Counters the health endpoint shows.

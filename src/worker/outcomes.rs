@@ -74,8 +74,12 @@ impl OutcomeWriter {
                 }
             }
             if !batch.is_empty() {
-                self.persist("writing outcomes", || self.store.record_outcomes(&batch))
+                let recorded = self
+                    .persist("writing outcomes", || self.store.record_outcomes(&batch))
                     .await;
+                if let Some(recorded) = recorded {
+                    report_late(&batch, &recorded.outcomes);
+                }
             }
             for epoch in epochs.drain(..) {
                 self.lease.settle(epoch);
@@ -85,8 +89,8 @@ impl OutcomeWriter {
     }
 
     /// Runs `write` until it succeeds: forever while the database is unreachable, at most
-    /// [`MAX_REJECTED`] times while it rejects the write.
-    async fn persist<T, F>(&self, what: &str, write: impl Fn() -> F)
+    /// [`MAX_REJECTED`] times while it rejects the write (then none).
+    async fn persist<T, F>(&self, what: &str, write: impl Fn() -> F) -> Option<T>
     where
         F: Future<Output = Result<T, StoreError>>,
     {
@@ -94,10 +98,10 @@ impl OutcomeWriter {
         let mut rejected = 0;
         loop {
             match write().await {
-                Ok(_) => return,
+                Ok(written) => return Some(written),
                 Err(StoreError::Other(e)) if rejected + 1 >= MAX_REJECTED => {
                     tracing::error!(error = %e, "{what}: rejected by the database; dropped");
-                    return;
+                    return None;
                 }
                 Err(e) => {
                     if matches!(e, StoreError::Other(_)) {
@@ -109,5 +113,20 @@ impl OutcomeWriter {
                 }
             }
         }
+    }
+}
+
+/// Logs the outcomes the store did not take: their attempt was no longer their node's (it
+/// was recovered by another node, or withdrawn by a change). They are evidence of a late
+/// call, never an overwrite, and they schedule no retry.
+fn report_late(batch: &[Outcome], recorded: &[Uuid]) {
+    if recorded.len() == batch.len() {
+        return;
+    }
+    let recorded: std::collections::HashSet<&Uuid> = recorded.iter().collect();
+    for o in batch.iter().filter(|o| !recorded.contains(&o.execution_id)) {
+        tracing::warn!(execution_id = %o.execution_id, node = %o.node, status = o.status_code,
+            success = o.verdict == crate::domain::fire::Verdict::Succeeded,
+            "late outcome not recorded: the attempt is no longer this node's");
     }
 }
