@@ -68,6 +68,7 @@ conformance!(
     case_pruning_keeps_the_newest_k_per_job,
     case_postpone_hands_an_unstarted_attempt_back,
     case_a_late_outcome_is_fenced_out,
+    case_a_lost_start_reply_does_not_block_a_forbid_job,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1577,10 +1578,26 @@ async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
         "not node-b's"
     );
     assert!(
-        !s.postpone(started.execution_id, "node-a", secs(5))
+        !s.postpone(started.execution_id, "node-b", secs(5))
             .await
             .unwrap(),
-        "started"
+        "started by node-a, not node-b's"
+    );
+    // node-a's start was recorded but it never heard so (a lost reply), and sent nothing:
+    // an ATMOST_ONCE start is never undone, so the attempt ends unknown, not started.
+    assert!(
+        s.postpone(started.execution_id, "node-a", secs(5))
+            .await
+            .unwrap()
+    );
+    let d = s
+        .execution(job.id, started.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.state, d.node, d.success, d.executed_at),
+        (ExecutionState::Unknown, None, Some(false), Some(ms(1)))
     );
     assert!(
         s.postpone(idle.execution_id, "node-a", secs(5))
@@ -1690,4 +1707,49 @@ async fn case_a_late_outcome_is_fenced_out(kind: Db) {
             .is_empty(),
         "no retry was scheduled by the late outcome"
     );
+}
+
+/// Case 23: An exclusive ATLEAST_ONCE start recorded though its node never heard so (and
+/// sent nothing) is handed back to wait and be called, and the job's later fires are not
+/// skipped for it.
+async fn case_a_lost_start_reply_does_not_block_a_forbid_job(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut job = new_job("0-1 0 10 * * *");
+    job.spec.concurrency = ConcurrencyPolicy::Forbid;
+    insert(s, &job, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let mut fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    let (first, second) = (&fires[0], &fires[1]);
+    let start = |f: &Fire, at| {
+        let (e, j) = (f.execution_id, f.job_id);
+        async move { s.start_exclusive(e, j, "node-a", at).await.unwrap() }
+    };
+    assert_eq!(start(first, ms(1)).await, Exclusive::Started);
+    // The reply was lost: node-a hands the attempt back instead of calling.
+    assert!(
+        s.postpone(first.execution_id, "node-a", secs(3))
+            .await
+            .unwrap()
+    );
+    let d = s
+        .execution(job.id, first.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.state, d.node, d.executed_at, d.due_at),
+        (ExecutionState::Claimed, None, None, secs(3))
+    );
+    // Nothing runs: the next fire starts instead of being skipped.
+    assert_eq!(start(second, secs(1)).await, Exclusive::Started);
+    s.record_outcomes(&[success(second, secs(1))])
+        .await
+        .unwrap();
+    // The handed-back attempt is claimed again when due and is called.
+    clock.set(secs(2));
+    let again = claim(s, "node-b", &params(Duration::seconds(1)), &clock).await;
+    assert_eq!(ids(&again), HashSet::from([first.execution_id]));
+    assert_eq!((again[0].scheduled_at, again[0].due_at), (secs(0), secs(3)));
 }

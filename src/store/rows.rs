@@ -256,6 +256,26 @@ pub(crate) const INSERT_MANUAL: &str = "INSERT INTO executions \
 pub(crate) const POSTPONE: &str = "UPDATE executions SET node_id = NULL, due_at = $3 \
      WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
 
+/// Hands ATLEAST_ONCE attempt `$1`, recorded started by `$2` though nothing was sent (the
+/// acknowledgement of its start was lost), back to wait until `$3`.
+pub(crate) const POSTPONE_UNSENT: &str = "UPDATE executions SET state = 'claimed', \
+     executed_at = NULL, node_id = NULL, due_at = $3 \
+     WHERE id = $1 AND node_id = $2 AND state = 'started' \
+     AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = executions.job_id \
+     AND j.delivery = 'ATLEAST_ONCE')";
+
+/// Records ATMOST_ONCE attempt `$1`, recorded started by `$2` though nothing was sent, as
+/// unknown (`$4`) at `$3`: an ATMOST_ONCE start is never undone.
+pub(crate) const UNSENT_AT_MOST_ONCE: &str = "UPDATE executions SET state = 'unknown', \
+     success = FALSE, error = $4, node_id = NULL, duration_ms = 0, \
+     executed_at = COALESCE(executed_at, $3) \
+     WHERE id = $1 AND node_id = $2 AND state = 'started'";
+
+/// The error recorded for an ATMOST_ONCE attempt whose start was recorded but whose
+/// acknowledgement was lost.
+pub(crate) const UNSENT: &str = "outcome unknown: the start was recorded but its acknowledgement \
+     was lost, so the call was not made";
+
 impl From<ExecutionRow> for Execution {
     fn from(r: ExecutionRow) -> Self {
         Execution {

@@ -58,8 +58,11 @@ pub trait CommonOps {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Hands an attempt `node` claimed but could not start back, to wait until `due_at`.
-    /// False when it is no longer `node`'s.
+    /// Hands back an attempt `node` holds but did not send, to wait until `due_at`: a
+    /// claimed one, or one whose start was recorded though the acknowledgement was lost
+    /// (then an ATMOST_ONCE attempt is recorded unknown instead: its start is never
+    /// undone). False when it is no longer `node`'s. Either way no started row is left
+    /// behind to block a job that forbids overlapping calls.
     async fn postpone(
         &self,
         execution: Uuid,
@@ -253,13 +256,31 @@ where
         node: &str,
         due_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(rows::POSTPONE)
-            .bind(execution)
-            .bind(node)
-            .bind(to_ms(due_at))
-            .execute(self.pool())
-            .await?;
-        Ok(done.affected() == 1)
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let mut done = 0;
+        for statement in [rows::POSTPONE, rows::POSTPONE_UNSENT] {
+            if done == 0 {
+                done = sqlx::query(statement)
+                    .bind(execution)
+                    .bind(node)
+                    .bind(to_ms(due_at))
+                    .execute(&mut *tx)
+                    .await?
+                    .affected();
+            }
+        }
+        if done == 0 {
+            done = sqlx::query(rows::UNSENT_AT_MOST_ONCE)
+                .bind(execution)
+                .bind(node)
+                .bind(to_ms(due_at))
+                .bind(rows::UNSENT)
+                .execute(&mut *tx)
+                .await?
+                .affected();
+        }
+        tx.commit().await?;
+        Ok(done == 1)
     }
 
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
