@@ -181,7 +181,9 @@ fn parse_item(item: &str, f: &Field) -> Result<u64, CronError> {
         }
         (f.min, f.max)
     } else if let Some((a, b)) = base.split_once('-') {
-        let (a, b) = (value(a, f, false)?, value(b, f, true)?);
+        // A range ending in SUN ends at 7 (`SAT-SUN`), unless it starts at Sunday too.
+        let a = value(a, f, false)?;
+        let b = value(b, f, a > 0)?;
         if a > b {
             return err(format!("{} range {} is reversed", f.name, quote(base)));
         }

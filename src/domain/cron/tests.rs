@@ -79,6 +79,11 @@ fn names_belong_only_to_their_own_fields() {
         a,
         next_n("0 0 0 * * 6,0", "UTC", at(2024, 1, 1, 0, 0, 0), 4)
     );
+    // A range from Sunday to Sunday is Sunday alone, not the whole week.
+    assert_eq!(
+        next_n("0 0 0 * * SUN-SUN", "UTC", at(2024, 1, 1, 0, 0, 0), 2),
+        vec![at(2024, 1, 7, 0, 0, 0), at(2024, 1, 14, 0, 0, 0)]
+    );
 }
 
 #[test]
