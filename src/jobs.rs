@@ -200,12 +200,13 @@ impl Service {
         Err(ChangeError::Conflict)
     }
 
-    /// Pauses (`false`) or resumes (`true`) a job.
-    pub async fn set_enabled(
+    /// Pauses (`false`) or resumes (`true`) a job; the edit itself never refuses, so `E` is
+    /// whatever error type the caller's other changes use.
+    pub async fn set_enabled<E>(
         &self,
         id: Uuid,
         enabled: bool,
-    ) -> Result<JobRecord, ChangeError<std::convert::Infallible>> {
+    ) -> Result<JobRecord, ChangeError<E>> {
         self.change(id, |current| {
             Ok(JobSpec {
                 enabled,

@@ -145,10 +145,7 @@ pub(crate) async fn change(
             parse_spec(&merged)
         })
         .await;
-    let job = changed.map_err(|e| match e {
-        ChangeError::Edit(e) => e,
-        other => change_error(id, other),
-    })?;
+    let job = changed.map_err(|e| change_error(id, e))?;
     Ok(Json(Job::from(&job)))
 }
 
@@ -184,14 +181,15 @@ async fn set_enabled(state: AppState, job_id: &str, enabled: bool) -> Result<Jso
     Ok(Json(Job::from(&job)))
 }
 
-/// The answer to a change that was not made.
-fn change_error<E>(id: Uuid, e: ChangeError<E>) -> ApiError {
+/// The answer to a change that was not made: an edit's own refusal as it is.
+fn change_error(id: Uuid, e: ChangeError<ApiError>) -> ApiError {
     match e {
         ChangeError::NotFound => not_found(id),
         ChangeError::Store(e) => ApiError::Store(e),
-        ChangeError::Conflict | ChangeError::Edit(_) => {
+        ChangeError::Conflict => {
             ApiError::Conflict(format!("job {id} kept changing concurrently; try again"))
         }
+        ChangeError::Edit(e) => e,
     }
 }
 

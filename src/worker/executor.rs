@@ -17,7 +17,7 @@ use super::target_policy::{self, PolicyResolver, TargetPolicy};
 use super::{Held, WorkerStats, signing};
 use crate::backoff;
 use crate::clock::Clock;
-use crate::domain::fire::{Call, Fire, Outcome, Verdict};
+use crate::domain::fire::{Fire, Outcome, Verdict};
 use crate::domain::job::{ConcurrencyPolicy, HttpMethod};
 use crate::domain::job::{Delivery, RetryPolicy};
 use crate::gate::Gate;
@@ -290,10 +290,10 @@ impl Executor {
             )),
         };
         let mut headers = HeaderMap::with_capacity(7 + call.headers.len());
-        if let Some(body) = &body {
+        if body.is_some() {
             headers.insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static(content_type(call, body)),
+                HeaderValue::from_static(content_type(call.body.as_deref())),
             );
         }
         for (name, value) in &call.headers {
@@ -417,11 +417,12 @@ fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     at.duration_since(std::time::SystemTime::from(now)).ok()
 }
 
-/// The `Content-Type` of a body: JSON, unless the job's own body does not parse as JSON.
-/// Only a job's own body is parsed, and at most 32 KiB of it.
-fn content_type(call: &Call, body: &str) -> &'static str {
-    match &call.body {
-        Some(_) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_err() => TEXT,
+/// The `Content-Type` of a call's body: JSON (cronhook's own description of the fire, or the
+/// job's body when it parses as JSON), else text. Only a job's own body, at most 32 KiB, is
+/// parsed.
+fn content_type(own_body: Option<&str>) -> &'static str {
+    match own_body {
+        Some(b) if serde_json::from_str::<serde::de::IgnoredAny>(b).is_err() => TEXT,
         _ => JSON,
     }
 }
@@ -430,6 +431,15 @@ fn content_type(call: &Call, body: &str) -> &'static str {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn only_a_job_s_own_body_that_is_not_json_is_sent_as_text() {
+        assert_eq!(content_type(None), JSON);
+        assert_eq!(content_type(Some(r#"{"a":1}"#)), JSON);
+        assert_eq!(content_type(Some("[1, 2]")), JSON);
+        assert_eq!(content_type(Some("plain words")), TEXT);
+        assert_eq!(content_type(Some("")), TEXT);
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
