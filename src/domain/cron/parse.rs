@@ -181,9 +181,10 @@ fn parse_item(item: &str, f: &Field) -> Result<u64, CronError> {
         }
         (f.min, f.max)
     } else if let Some((a, b)) = base.split_once('-') {
-        // A range ending in SUN ends at 7 (`SAT-SUN`), unless it starts at Sunday too.
-        let a = value(a, f, false)?;
-        let b = value(b, f, a > 0)?;
+        // A range ending in SUN ends at 7 (`SAT-SUN`, `0-SUN` as `0-7`), unless it starts
+        // with the name SUN too: `SUN-SUN` is Sunday alone.
+        let from_sunday = a.eq_ignore_ascii_case("SUN");
+        let (a, b) = (value(a, f, false)?, value(b, f, !from_sunday)?);
         if a > b {
             return err(format!("{} range {} is reversed", f.name, quote(base)));
         }

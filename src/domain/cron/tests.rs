@@ -84,6 +84,11 @@ fn names_belong_only_to_their_own_fields() {
         next_n("0 0 0 * * SUN-SUN", "UTC", at(2024, 1, 1, 0, 0, 0), 2),
         vec![at(2024, 1, 7, 0, 0, 0), at(2024, 1, 14, 0, 0, 0)]
     );
+    // While `0-SUN`, like `0-7`, is the whole week.
+    assert_eq!(
+        next_n("0 0 0 * * 0-SUN", "UTC", at(2024, 1, 1, 0, 0, 0), 2),
+        vec![at(2024, 1, 2, 0, 0, 0), at(2024, 1, 3, 0, 0, 0)]
+    );
 }
 
 #[test]
