@@ -11,7 +11,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::jobs::Service;
@@ -19,7 +19,7 @@ use crate::lease::{Lease, LeaseKeeper};
 use crate::retention::Pruner;
 use crate::scheduler::claimer::Claimer;
 use crate::scheduler::timer::Timer;
-use crate::store::{self, ClaimParams, DynStore, StoreError};
+use crate::store::{self, Backend, ClaimParams, DynStore, StoreError};
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
 use crate::worker::{Queue, WorkerPool, WorkerStats};
@@ -46,8 +46,10 @@ pub struct Application {
     store: DynStore,
     /// The bound listener.
     listener: TcpListener,
-    /// The wall clock.
+    /// The clock every part reads: the database's on PostgreSQL, else the wall clock.
     clock: Arc<dyn Clock>,
+    /// On PostgreSQL, the same clock, anchored to the database's at each heartbeat.
+    shared: Option<Arc<SharedClock>>,
 }
 
 impl Application {
@@ -59,11 +61,19 @@ impl Application {
             .map_err(|e| {
                 anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port)
             })?;
+        let (clock, shared): (Arc<dyn Clock>, _) = match store.backend() {
+            Backend::Postgres => {
+                let shared = Arc::new(SharedClock::default());
+                (shared.clone(), Some(shared))
+            }
+            Backend::Sqlite => (Arc::new(SystemClock), None),
+        };
         Ok(Application {
             config,
             store,
             listener,
-            clock: Arc::new(SystemClock),
+            clock,
+            shared,
         })
     }
 
@@ -92,6 +102,7 @@ impl Application {
             store,
             listener,
             clock,
+            shared,
         } = self;
         let stop = CancellationToken::new();
         let lease_stop = CancellationToken::new();
@@ -100,13 +111,20 @@ impl Application {
             store: store.clone(),
             lease: lease.clone(),
             clock: clock.clone(),
+            shared: shared.clone(),
             started: clock.now(),
             draining: stop.clone(),
         };
         if let Err(e) = keeper.run_once().await {
             tracing::warn!(error = %e, "first heartbeat failed; the node starts once the database answers");
         }
-        tracing::info!(node = %lease.node().0, "node registered");
+        match shared.as_ref().and_then(|s| s.wall_offset_ms()) {
+            Some(offset_ms) => {
+                tracing::info!(node = %lease.node().0, wall_clock_offset_ms = offset_ms,
+                "node registered; keeping time by the database's clock")
+            }
+            None => tracing::info!(node = %lease.node().0, "node registered"),
+        }
         let mut tasks = vec![tokio::spawn(keeper.run(lease_stop.clone()))];
         let parts = Parts {
             config: &config,
@@ -119,12 +137,18 @@ impl Application {
         let workers = parts.start_workers();
         let wake = Arc::new(Notify::new());
         tasks.extend(parts.start_scheduler(workers.queue.clone(), wake.clone())?);
-        tasks.push(tokio::spawn(workers.gate.clone().watch(
-            store.clone(),
-            clock.clone(),
-            config.claim_interval,
-            stop.clone(),
-        )));
+        if store.backend() == Backend::Postgres {
+            // At least every third of the lease, so a healthy node's view of changes never
+            // ages past its fence.
+            let poll = config.change_poll.min(config.lease / 3);
+            tasks.push(tokio::spawn(workers.gate.clone().watch(
+                store.clone(),
+                lease.clone(),
+                clock.clone(),
+                poll,
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(
             Pruner {
                 store: store.clone(),
@@ -138,7 +162,7 @@ impl Application {
                 store.clone(),
                 workers.gate,
                 wake,
-                config.claim_interval,
+                lease.clone(),
                 workers.stats,
                 clock,
             ),
@@ -199,7 +223,7 @@ impl Parts<'_> {
     fn start_workers(&self) -> Workers {
         let stats = Arc::new(WorkerStats::default());
         let queue = Arc::new(Queue::new(stats.clone()));
-        let gate = Arc::new(Gate::default());
+        let gate = Arc::new(Gate::new(self.store.backend() == Backend::Postgres));
         let (reports, incoming) = unbounded_channel();
         let writer = tokio::spawn(
             OutcomeWriter {

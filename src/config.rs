@@ -86,6 +86,9 @@ pub struct Settings {
     /// How often the claimer polls (at least 10).
     #[arg(long, env = "CLAIM_INTERVAL_MS", default_value_t = 250, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
     pub claim_interval_ms: u64,
+    /// How often a node reads job changes made by other nodes when none is announced (PostgreSQL; at least every LEASE_MS/3 regardless).
+    #[arg(long, env = "CHANGE_POLL_MS", default_value_t = 1_000, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
+    pub change_poll_ms: u64,
     /// A fire later than this is a misfire and follows the job's misfirePolicy.
     #[arg(long, env = "MISFIRE_THRESHOLD_MS", default_value_t = 5_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
     pub misfire_threshold_ms: u64,
@@ -160,6 +163,8 @@ pub struct Config {
     pub lookahead: Duration,
     /// How often the claimer polls the store.
     pub claim_interval: Duration,
+    /// How often job changes are read when none is announced.
+    pub change_poll: Duration,
     /// A fire later than this is a misfire.
     pub misfire_threshold: Duration,
     /// Bound on catch-up fires under misfire policy `all`.
@@ -193,6 +198,7 @@ impl From<Settings> for Config {
             lease: ms(s.lease_ms),
             lookahead: ms(s.lookahead_ms),
             claim_interval: ms(s.claim_interval_ms),
+            change_poll: ms(s.change_poll_ms),
             misfire_threshold: ms(s.misfire_threshold_ms),
             misfire_max_catchup: s.misfire_max_catchup,
             retry: RetryPolicy {
@@ -472,7 +478,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 26);
+        assert_eq!(settings.len(), 27);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

@@ -2,39 +2,89 @@
 //!
 //! A change to a job (edit, pause, delete) bumps its version and withdraws, in the store, its
 //! claimed attempts due after the change. Fires of those attempts may already sit in a
-//! node's timer or queue; the gate drops them just before the call. The node that made the
-//! change applies it at once; every node also polls the store for changes made elsewhere.
+//! node's timer or queue; the gate drops them just before the call.
+//!
+//! The node that made the change applies it at once. On PostgreSQL the change also notifies
+//! every node (`LISTEN/NOTIFY`, with a poll as fallback); each node applies what it reads and
+//! then confirms, in its `nodes` row, the database instant up to which it has read. The change
+//! is answered once every live node has confirmed it. A node that cannot read changes stops
+//! starting calls once its last successful read is older than its fence (two thirds of the
+//! lease), so the answer never waits longer than that for a silent node, and no node calls a
+//! withdrawn fire after the answer.
+//!
+//! Memory: a change is remembered for [`REMEMBERED`]. A fire held longer than that is not
+//! judged by the gate at all: it is handed back to the store, which withdrew it if a change
+//! applied, and otherwise lets it be claimed again with the job as it is now.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::fire::Fire;
-use crate::store::{DELETED, DynStore, JobChange};
+use crate::lease::Lease;
+use crate::store::{DELETED, DynStore, JobChange, StoreError};
 
-/// How long a change is remembered: longer than any fire waits in memory.
-const REMEMBERED: Duration = Duration::from_secs(3600);
-/// How far back each poll looks, beyond the last one: covers clock skew between nodes.
+/// How long a change is remembered; a fire held longer goes back to the store.
+pub const REMEMBERED: Duration = Duration::from_secs(3600);
+/// How far back each read looks, beyond the last one: covers changes whose transaction
+/// began before the last read and committed after it.
 const POLL_OVERLAP: Duration = Duration::from_secs(5);
+/// Bounds of the pause between two checks for confirmations.
+const CONFIRM_POLL: (Duration, Duration) = (Duration::from_millis(2), Duration::from_millis(50));
 
-/// Changes of jobs, by job.
-#[derive(Default)]
+/// A remembered change.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    /// The job's version after it.
+    version: i64,
+    /// Its instant, in ms.
+    at: i64,
+    /// When this node learned of it, on the monotonic clock.
+    learned: Instant,
+}
+
+/// Changes of jobs, by job, and how current this node's view of them is.
 pub struct Gate {
-    /// Job → (version after the change, the change's instant in ms).
-    changes: Mutex<HashMap<Uuid, (i64, i64)>>,
+    /// Job → its latest change.
+    changes: Mutex<HashMap<Uuid, Change>>,
+    /// When the last successful read of changes began, on the monotonic clock; none while
+    /// this node is the only one (every change is then made here).
+    read: Mutex<Option<Instant>>,
+    /// Whether changes are also made by other nodes and must be read.
+    shared: bool,
 }
 
 impl Gate {
+    /// A gate for a node that is alone (`shared` false: SQLite) or one of many.
+    pub fn new(shared: bool) -> Self {
+        Gate {
+            changes: Mutex::default(),
+            read: Mutex::default(),
+            shared,
+        }
+    }
+
     /// Records a change. Older versions of a job's change are superseded.
     pub fn apply(&self, change: JobChange) {
         let mut map = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(change.id).or_insert((change.version, change.at));
-        if change.version >= entry.0 {
-            *entry = (change.version, change.at.max(entry.1));
+        let learned = Instant::now();
+        let entry = map.entry(change.id).or_insert(Change {
+            version: change.version,
+            at: change.at,
+            learned,
+        });
+        if change.version >= entry.version {
+            *entry = Change {
+                version: change.version,
+                at: change.at.max(entry.at),
+                learned,
+            };
         }
     }
 
@@ -44,49 +94,121 @@ impl Gate {
         let map = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&fire.job_id) {
             None => true,
-            Some(&(version, _)) if version == DELETED => false,
-            Some(&(version, at)) => {
-                fire.call.version >= version || fire.due_at.timestamp_millis() <= at
-            }
+            Some(c) if c.version == DELETED => false,
+            Some(c) => fire.call.version >= c.version || fire.due_at.timestamp_millis() <= c.at,
         }
     }
 
-    /// Forgets changes older than [`REMEMBERED`].
-    fn forget_before(&self, cutoff_ms: i64) {
+    /// Whether a fire claimed at `claimed` can be judged here: every change since its claim
+    /// is still remembered.
+    pub fn remembers(&self, claimed: Instant) -> bool {
+        claimed.elapsed() < REMEMBERED
+    }
+
+    /// Whether this node's view of changes is recent enough to start calls: its last read
+    /// began less than `fence` ago (always, for a node that is alone).
+    pub fn current(&self, fence: Duration) -> bool {
+        !self.shared
+            || self
+                .read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|at| at.elapsed() < fence)
+    }
+
+    /// Forgets changes learned longer than [`REMEMBERED`] ago.
+    fn forget_old(&self) {
         self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (_, at)| *at >= cutoff_ms);
+            .retain(|_, c| c.learned.elapsed() < REMEMBERED);
     }
 
-    /// Polls the store for changes every `interval` until `stop`.
+    /// Waits until every other live node has confirmed reading the changes committed so far,
+    /// or, for a node that does not confirm, until it has stopped starting calls (its fence
+    /// has passed). Returns the nodes that did not confirm.
+    pub async fn confirm(
+        &self,
+        store: &DynStore,
+        lease: &Lease,
+    ) -> Result<Vec<String>, StoreError> {
+        if !self.shared {
+            return Ok(Vec::new());
+        }
+        let Some(committed) = store.db_time().await? else {
+            return Ok(Vec::new());
+        };
+        // A silent node stops by its last read + fence; that read began before `committed`.
+        let deadline = Instant::now() + lease.fence_after() + CONFIRM_POLL.1;
+        let live_since = committed - chrono::Duration::from_std(lease.lease()).unwrap_or_default();
+        let ours = lease.all_ids();
+        let mut pause = CONFIRM_POLL.0;
+        loop {
+            let mut waiting = store.unconfirmed(live_since, committed).await?;
+            waiting.retain(|id| !ours.iter().any(|o| **o == **id));
+            if waiting.is_empty() || Instant::now() >= deadline {
+                return Ok(waiting);
+            }
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            pause = (pause * 2).min(CONFIRM_POLL.1);
+        }
+    }
+
+    /// Reads changes made by any node whenever one is announced, and at least every
+    /// `interval`, and confirms each read; until `stop`.
     pub async fn watch(
-        self: std::sync::Arc<Self>,
+        self: Arc<Self>,
         store: DynStore,
-        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        lease: Arc<Lease>,
+        clock: Arc<dyn Clock>,
         interval: Duration,
         stop: CancellationToken,
     ) {
+        let announced = Arc::new(Notify::new());
+        let listener = {
+            let (store, announced, stop) = (store.clone(), announced.clone(), stop.clone());
+            tokio::spawn(async move { store.listen_changes(announced, stop).await })
+        };
         let overlap = chrono::Duration::from_std(POLL_OVERLAP).unwrap_or_default();
-        let remembered = chrono::Duration::from_std(REMEMBERED).unwrap_or_default();
-        let mut since: DateTime<Utc> = clock.now() - overlap;
+        let mut since: Option<DateTime<Utc>> = None;
         loop {
-            let started = clock.now();
-            match store.changes_since(since).await {
-                Ok(changes) => {
-                    for change in changes {
-                        self.apply(change);
-                    }
-                    since = started - overlap;
-                    self.forget_before((started - remembered).timestamp_millis());
+            let began = Instant::now();
+            match self.read_once(&store, &lease, clock.as_ref(), since).await {
+                Ok(at) => {
+                    since = Some(at - overlap);
+                    *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some(began);
+                    self.forget_old();
                 }
-                Err(e) => tracing::warn!(error = %e, "polling job changes failed; retrying"),
+                Err(e) => tracing::warn!(error = %e, "reading job changes failed; retrying"),
             }
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => break,
+                _ = announced.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
             }
         }
+        let _ = listener.await;
+    }
+
+    /// One read: the database's instant first, then every change since the last read (all
+    /// committed before that instant are among them), applied, then confirmed up to that
+    /// instant for every identity of this node. Returns the instant.
+    async fn read_once(
+        &self,
+        store: &DynStore,
+        lease: &Lease,
+        clock: &dyn Clock,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let at = store.db_time().await?.unwrap_or_else(|| clock.now());
+        let since =
+            since.unwrap_or(at - chrono::Duration::from_std(POLL_OVERLAP).unwrap_or_default());
+        for change in store.changes_since(since).await? {
+            self.apply(change);
+        }
+        let ids: Vec<String> = lease.all_ids().iter().map(|id| id.to_string()).collect();
+        store.confirm_read(&ids, at).await?;
+        Ok(at)
     }
 }
 
@@ -114,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_change_drops_older_fires_due_after_it() {
-        let gate = Gate::default();
+        let gate = Gate::new(false);
         let (job, other) = (Uuid::now_v7(), Uuid::now_v7());
         assert!(gate.allows(&fire(job, 1, 100)));
         gate.apply(JobChange {
@@ -140,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_deleted_job_fires_no_more() {
-        let gate = Gate::default();
+        let gate = Gate::new(false);
         let job = Uuid::now_v7();
         gate.apply(JobChange {
             id: job,

@@ -14,10 +14,10 @@ use crate::clock::Clock;
 use crate::domain::execution::{Execution, ExecutionSummary};
 use crate::domain::job::{JobRecord, JobSpec, NewJob};
 use crate::gate::Gate;
+use crate::lease::Lease;
 use crate::store::group::JobWriter;
 use crate::store::{
-    Backend, DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered,
-    Update,
+    DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered, Update,
 };
 use crate::worker::WorkerStats;
 
@@ -67,8 +67,9 @@ pub struct Service {
     gate: Arc<Gate>,
     /// Wakes this node's claimer for an attempt stored due now.
     claimer: Arc<Notify>,
-    /// How often nodes poll for changes: a change waits this long on PostgreSQL.
-    change_poll: Duration,
+    /// This node's identities and lease: a change waits for the other nodes' confirmations
+    /// at most as long as a silent node takes to fence itself.
+    lease: Arc<Lease>,
     /// Worker queue sizes, read for health.
     stats: Arc<WorkerStats>,
     /// The wall clock.
@@ -77,12 +78,12 @@ pub struct Service {
 
 impl Service {
     /// The service over `store`; `claimer` wakes this node's claimer, `gate` is consulted
-    /// by this node's workers, other nodes poll for changes every `change_poll`.
+    /// by this node's workers, `lease` is this node's.
     pub fn new(
         store: DynStore,
         gate: Arc<Gate>,
         claimer: Arc<Notify>,
-        change_poll: Duration,
+        lease: Arc<Lease>,
         stats: Arc<WorkerStats>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -91,7 +92,7 @@ impl Service {
             store,
             gate,
             claimer,
-            change_poll,
+            lease,
             stats,
             clock,
         }
@@ -261,12 +262,22 @@ impl Service {
         }
     }
 
-    /// Applies a committed change to this node's gate and, on PostgreSQL, waits until every
-    /// other node has polled it, so no fire it withdrew is called after the answer.
+    /// Applies a committed change to this node's gate and waits until every other live
+    /// node has read it (or, silent, has stopped starting calls), so no fire it withdrew is
+    /// called after the answer.
     async fn settle(&self, change: JobChange) {
         self.gate.apply(change);
-        if self.store.backend() == Backend::Postgres {
-            tokio::time::sleep(self.change_poll + Duration::from_millis(50)).await;
+        match self.gate.confirm(&self.store, &self.lease).await {
+            Ok(silent) if silent.is_empty() => {}
+            Ok(silent) => tracing::warn!(job_id = %change.id, nodes = ?silent,
+                "nodes did not confirm a job change; answered once they could no longer start calls"),
+            Err(e) => {
+                // The change is committed; without the database no node starts calls for
+                // long either: each fences itself once it cannot read changes.
+                tracing::warn!(job_id = %change.id, error = %e,
+                    "could not check that other nodes read a job change; waiting out their fence");
+                tokio::time::sleep(self.lease.fence_after()).await;
+            }
         }
     }
 }

@@ -8,17 +8,22 @@
 //! new identity, so its old fires are recovered by the ordinary sweep, by itself or another.
 //! The old identity is kept alive until every call started under it has its outcome stored,
 //! so a call whose outcome was merely waiting for the database is not made again.
+//!
+//! Time: this node judges its own lease on the monotonic clock, from when its last
+//! successful heartbeat was sent, so no wall-clock step can keep a fenced node calling or
+//! fence a healthy one. Heartbeats are stamped, and other nodes' leases judged, on the
+//! shared clock (the database's, on PostgreSQL: see [`crate::clock::SharedClock`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SharedClock};
 use crate::store::{Backend, DynStore, StoreError};
 
 /// This node's identity and how fresh its heartbeat is.
@@ -27,8 +32,8 @@ pub struct Lease {
     id: RwLock<(Arc<str>, u64)>,
     /// Copy of the epoch for lock-free checks.
     epoch: AtomicU64,
-    /// Wall-clock ms when the last successful heartbeat began (0: never).
-    last_ok_ms: AtomicI64,
+    /// When the last successful heartbeat was sent, on the monotonic clock (none: never).
+    last_ok: Mutex<Option<Instant>>,
     /// Whether the current id has had a successful heartbeat (an id that never did owns
     /// no fires, so there is no point replacing it).
     registered: AtomicBool,
@@ -42,7 +47,7 @@ pub struct Lease {
     retired: Mutex<Vec<(Arc<str>, u64)>>,
     /// The lease: a node silent this long is dead to the others.
     lease: Duration,
-    /// The wall clock.
+    /// The shared clock, stamped on heartbeats.
     clock: Arc<dyn Clock>,
 }
 
@@ -52,7 +57,7 @@ impl Lease {
         Lease {
             id: RwLock::new((new_node_id(), 0)),
             epoch: AtomicU64::new(0),
-            last_ok_ms: AtomicI64::new(0),
+            last_ok: Mutex::new(None),
             registered: AtomicBool::new(false),
             must_rotate: AtomicBool::new(false),
             unsettled: Mutex::default(),
@@ -67,6 +72,11 @@ impl Lease {
         self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The lease: a node silent this long is dead to the others.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// The current epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -79,8 +89,12 @@ impl Lease {
 
     /// Whether the heartbeat is fresh enough that no other node can have taken our fires.
     pub fn fresh(&self) -> bool {
-        let last = self.last_ok_ms.load(Ordering::Acquire);
-        last > 0 && self.clock.now().timestamp_millis() - last < self.fence_after_ms()
+        self.last_ok()
+            .is_some_and(|sent| sent.elapsed() < self.fence_after())
+    }
+
+    fn last_ok(&self) -> Option<Instant> {
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A fire of `epoch` was dropped for a stale lease: the current id must be replaced.
@@ -132,15 +146,19 @@ impl Lease {
         ids
     }
 
-    fn fence_after_ms(&self) -> i64 {
-        (self.lease.as_millis() as i64) * 2 / 3
+    /// How long after its last successful heartbeat was sent this node stops starting
+    /// calls: two thirds of the lease, before any other node may take its fires over.
+    pub fn fence_after(&self) -> Duration {
+        self.lease * 2 / 3
     }
 
     /// Writes one heartbeat, taking a new identity first when the old one lapsed.
     pub async fn beat(&self, store: &DynStore) -> Result<(), StoreError> {
+        let sent = Instant::now();
         let now = self.clock.now();
-        let last = self.last_ok_ms.load(Ordering::Acquire);
-        let lapsed = last > 0 && now.timestamp_millis() - last >= self.fence_after_ms();
+        let lapsed = self
+            .last_ok()
+            .is_some_and(|t| sent.duration_since(t) >= self.fence_after());
         let must = self.must_rotate.load(Ordering::Acquire);
         if (lapsed || must) && self.registered.load(Ordering::Acquire) {
             self.registered.store(false, Ordering::Release);
@@ -162,8 +180,7 @@ impl Lease {
         match beat {
             Ok(()) => {
                 self.registered.store(true, Ordering::Release);
-                self.last_ok_ms
-                    .store(now.timestamp_millis(), Ordering::Release);
+                *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent);
                 self.beat_retired(store, now).await;
                 Ok(())
             }
@@ -211,8 +228,10 @@ pub struct LeaseKeeper {
     pub store: DynStore,
     /// This node's lease.
     pub lease: Arc<Lease>,
-    /// The wall clock.
+    /// The shared clock.
     pub clock: Arc<dyn Clock>,
+    /// On PostgreSQL, the shared clock to anchor to the database's at each heartbeat.
+    pub shared: Option<Arc<SharedClock>>,
     /// When this process started: on SQLite every node not heard from since is dead.
     pub started: DateTime<Utc>,
     /// Cancelled at shutdown: from then on only heartbeats, no more taking over fires.
@@ -222,6 +241,13 @@ pub struct LeaseKeeper {
 impl LeaseKeeper {
     /// One heartbeat and one recovery sweep; returns how many attempts were handed back.
     pub async fn run_once(&self) -> Result<u64, StoreError> {
+        if let Some(shared) = &self.shared {
+            let sent = Instant::now();
+            let read = tokio::time::timeout(self.lease.lease / 3, self.store.db_time()).await;
+            if let Ok(Ok(Some(reference))) = read {
+                shared.observe(reference, sent, Instant::now());
+            }
+        }
         self.lease.beat(&self.store).await?;
         if self.draining.is_cancelled() {
             return Ok(0);

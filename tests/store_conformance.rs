@@ -69,6 +69,9 @@ conformance!(
     case_postpone_hands_an_unstarted_attempt_back,
     case_a_late_outcome_is_fenced_out,
     case_a_lost_start_reply_does_not_block_a_forbid_job,
+    case_handed_back_fires_follow_the_misfire_policy,
+    case_an_abandoned_attempt_ends_unknown,
+    case_nodes_confirm_reading_changes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -746,8 +749,10 @@ async fn case_retry_waits_for_any_claimer_within_the_window(kind: Db) {
 async fn case_heartbeat_recover_release(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
-    // Three instants a day: the claims below see only the fires handed back.
-    let job = new_job("0-2 0 10 * * *");
+    // Three instants a day: the claims below see only the fires handed back, late, and
+    // (under `all`) every one of them is called.
+    let mut job = new_job("0-2 0 10 * * *");
+    job.spec.misfire = MisfirePolicy::All;
     insert(s, &job, Some(secs(0))).await;
     s.heartbeat("node-a", secs(-10)).await.unwrap();
     s.heartbeat("node-a", secs(0)).await.unwrap();
@@ -1752,4 +1757,154 @@ async fn case_a_lost_start_reply_does_not_block_a_forbid_job(kind: Db) {
     let again = claim(s, "node-b", &params(Duration::seconds(1)), &clock).await;
     assert_eq!(ids(&again), HashSet::from([first.execution_id]));
     assert_eq!((again[0].scheduled_at, again[0].due_at), (secs(0), secs(3)));
+}
+
+/// Case 24: Fires handed back by a dead node and claimed past the misfire threshold follow
+/// their job's policy: `none` records them skipped, `one` calls only the latest, `all` calls
+/// each (up to the catch-up bound); a manual call and a retry are called however late.
+async fn case_handed_back_fires_follow_the_misfire_policy(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut jobs = Vec::new();
+    for policy in [MisfirePolicy::None, MisfirePolicy::One, MisfirePolicy::All] {
+        // Five instants a day, at 10:00:00 .. 10:00:04.
+        let mut job = new_job("0-4 0 10 * * *");
+        job.spec.misfire = policy;
+        insert(s, &job, Some(secs(0))).await;
+        jobs.push(job);
+    }
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::seconds(4));
+    let claimed = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(claimed.len(), 15);
+    let manual = s.trigger(jobs[0].id, secs(0)).await.unwrap().unwrap();
+    // node-a dies; its fires are handed back 30 s later and claimed at once.
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    assert_eq!(recover(s, "node-b", secs(15), secs(30)).await, swept(15, 0));
+    clock.set(secs(30));
+    let taken = claim(s, "node-b", &p, &clock).await;
+    let (none, one, all) = (jobs[0].id, jobs[1].id, jobs[2].id);
+    assert_eq!(
+        taken
+            .iter()
+            .filter(|f| f.job_id == none)
+            .map(|f| f.execution_id)
+            .collect::<Vec<_>>(),
+        vec![manual.execution_id],
+        "none: only the manual call"
+    );
+    assert_eq!(instants(&taken, one), vec![secs(4)], "one: the latest");
+    assert_eq!(
+        instants(&taken, all),
+        vec![secs(0), secs(1), secs(2)],
+        "all: up to max_catchup (3)"
+    );
+    // The others are recorded skipped, with why, and never claimed again.
+    let history = s.executions_page(none, None, 10).await.unwrap();
+    assert_eq!(history.len(), 5);
+    assert!(history.iter().all(|e| !e.success));
+    let skipped = claimed
+        .iter()
+        .find(|f| f.job_id == none)
+        .map(|f| f.execution_id)
+        .unwrap();
+    let d = s.execution(none, skipped).await.unwrap().unwrap();
+    assert_eq!((d.state, d.node), (ExecutionState::Skipped, None));
+    assert!(d.error.unwrap().contains("misfirePolicy none"));
+    assert_eq!(s.executions_page(one, None, 10).await.unwrap().len(), 4);
+    assert_eq!(s.executions_page(all, None, 10).await.unwrap().len(), 2);
+    clock.set(secs(31));
+    assert!(claim(s, "node-c", &p, &clock).await.is_empty());
+}
+
+/// Case 25: An attempt whose outcome cannot be stored is recorded unknown by the node that
+/// holds it, claimed or started; never one another node holds, nor a finished one.
+async fn case_an_abandoned_attempt_ends_unknown(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let job = new_job("0-1 0 10 * * *");
+    insert(s, &job, Some(secs(0))).await;
+    let clock = TestClock::at(secs(0));
+    let mut fires = claim(s, "node-a", &params(Duration::seconds(1)), &clock).await;
+    fires.sort_by_key(|f| f.scheduled_at);
+    let (claimed, started) = (&fires[0], &fires[1]);
+    assert!(
+        s.mark_started(started.execution_id, "node-a", ms(1))
+            .await
+            .unwrap()
+    );
+    for f in [claimed, started] {
+        assert!(
+            !s.abandon(f.execution_id, "node-b", secs(1), "why")
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.abandon(f.execution_id, "node-a", secs(1), "why")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.abandon(f.execution_id, "node-a", secs(2), "why")
+                .await
+                .unwrap()
+        );
+        let d = s.execution(job.id, f.execution_id).await.unwrap().unwrap();
+        assert_eq!(
+            (d.state, d.node, d.success, d.error.as_deref()),
+            (ExecutionState::Unknown, None, Some(false), Some("why"))
+        );
+    }
+    let d = s
+        .execution(job.id, started.execution_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.executed_at,
+        Some(ms(1)),
+        "a started attempt keeps its start"
+    );
+    // Nothing is left to recover, and no started row blocks the job.
+    assert_eq!(
+        recover(s, "node-b", secs(100), secs(100)).await,
+        swept(0, 0)
+    );
+}
+
+/// Case 26: Nodes confirm up to which instant they read job changes; a change waits for the
+/// live nodes that have not confirmed it.
+async fn case_nodes_confirm_reading_changes(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    s.heartbeat("node-b", secs(0)).await.unwrap();
+    s.heartbeat("node-dead", secs(-60)).await.unwrap();
+    let mut waiting = s.unconfirmed(secs(-15), secs(1)).await.unwrap();
+    waiting.sort();
+    assert_eq!(
+        waiting,
+        vec!["node-a".to_owned(), "node-b".to_owned()],
+        "dead nodes are not waited for"
+    );
+    s.confirm_read(&["node-a".to_owned()], secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.unconfirmed(secs(-15), secs(1)).await.unwrap(),
+        vec!["node-b".to_owned()]
+    );
+    assert_eq!(
+        s.unconfirmed(secs(-15), secs(2)).await.unwrap(),
+        vec!["node-b".to_owned()]
+    );
+    // A confirmation never goes back.
+    s.confirm_read(&["node-a".to_owned(), "node-b".to_owned()], secs(3))
+        .await
+        .unwrap();
+    s.confirm_read(&["node-a".to_owned()], secs(1))
+        .await
+        .unwrap();
+    assert!(s.unconfirmed(secs(-15), secs(3)).await.unwrap().is_empty());
+    assert_eq!(s.unconfirmed(secs(-15), ms(3001)).await.unwrap().len(), 2);
 }

@@ -91,10 +91,122 @@ pub fn plan(schedule: &Schedule, next: DateTime<Utc>, policy: MisfirePolicy, w: 
     }
 }
 
+/// A waiting attempt as the misfire rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitingFire {
+    /// Its job.
+    pub job: uuid::Uuid,
+    /// The instant it stands for.
+    pub scheduled_at: DateTime<Utc>,
+    /// Whether it is the first attempt at a scheduled instant: only those are misfires (a
+    /// retry continues a fire already called; a manual call is always made).
+    pub first_scheduled: bool,
+    /// Its job's policy.
+    pub policy: MisfirePolicy,
+}
+
+/// Why a waiting attempt is not called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// Late, under `misfirePolicy: none`.
+    None,
+    /// Late, and a later missed instant of the job is called instead (`one`).
+    Superseded,
+    /// Late, beyond the bound on catch-up calls (`all`).
+    BeyondCatchup,
+}
+
+/// Applies the misfire policies to waiting attempts (fires handed back by a dead or stopped
+/// node, or whose start failed), as a claim does to a job's own missed instants: for each
+/// attempt, in order, whether it is skipped. A first attempt at a scheduled instant older
+/// than the window's misfire threshold follows its job's policy; the rest are called.
+pub fn misfired(waiting: &[WaitingFire], w: &Window) -> Vec<Option<Missed>> {
+    let late = |f: &WaitingFire| f.first_scheduled && f.scheduled_at < w.misfire_before;
+    let mut latest: std::collections::HashMap<uuid::Uuid, DateTime<Utc>> = Default::default();
+    for f in waiting.iter().filter(|f| late(f)) {
+        let e = latest.entry(f.job).or_insert(f.scheduled_at);
+        *e = (*e).max(f.scheduled_at);
+    }
+    let mut kept: std::collections::HashMap<uuid::Uuid, usize> = Default::default();
+    let mut order: Vec<usize> = (0..waiting.len()).collect();
+    order.sort_by_key(|&i| waiting[i].scheduled_at);
+    let mut verdicts = vec![None; waiting.len()];
+    for i in order {
+        let f = &waiting[i];
+        if !late(f) {
+            continue;
+        }
+        verdicts[i] = match f.policy {
+            MisfirePolicy::None => Some(Missed::None),
+            MisfirePolicy::One if latest.get(&f.job) != Some(&f.scheduled_at) => {
+                Some(Missed::Superseded)
+            }
+            MisfirePolicy::One => None,
+            MisfirePolicy::All => {
+                let n = kept.entry(f.job).or_default();
+                *n += 1;
+                (*n > w.max_catchup).then_some(Missed::BeyondCatchup)
+            }
+        };
+    }
+    verdicts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn late_waiting_first_attempts_follow_their_job_s_policy() {
+        let w = window(t(10, 1, 0));
+        let (a, b, c) = (
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+        );
+        let f = |job, at, policy| WaitingFire {
+            job,
+            scheduled_at: at,
+            first_scheduled: true,
+            policy,
+        };
+        let mut waiting = vec![
+            f(a, t(10, 0, 30), MisfirePolicy::None),
+            f(a, t(10, 0, 58), MisfirePolicy::None),
+            f(b, t(10, 0, 40), MisfirePolicy::One),
+            f(b, t(10, 0, 30), MisfirePolicy::One),
+            f(b, t(10, 0, 50), MisfirePolicy::One),
+        ];
+        for s in 0..5 {
+            waiting.push(f(c, t(10, 0, 10 + s), MisfirePolicy::All));
+        }
+        // A retry and a manual call are never misfires, however late.
+        waiting.push(WaitingFire {
+            first_scheduled: false,
+            ..f(a, t(10, 0, 1), MisfirePolicy::None)
+        });
+        let v = misfired(&waiting, &w);
+        assert_eq!(v[0], Some(Missed::None), "none: late, skipped");
+        assert_eq!(v[1], None, "within the threshold: called");
+        assert_eq!(
+            v[2..5],
+            [Some(Missed::Superseded), Some(Missed::Superseded), None],
+            "one: only the latest"
+        );
+        // all: bounded by max_catchup = 3, oldest first.
+        assert_eq!(
+            v[5..10],
+            [
+                None,
+                None,
+                None,
+                Some(Missed::BeyondCatchup),
+                Some(Missed::BeyondCatchup)
+            ]
+        );
+        assert_eq!(v[10], None);
+    }
 
     fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 5, 1, h, m, s).unwrap()

@@ -47,6 +47,7 @@ impl Claimer {
             .claim_due(&node, &self.params, self.clock.as_ref())
             .await?;
         if !claimed.fires.is_empty() {
+            let at = std::time::Instant::now();
             let held = claimed
                 .fires
                 .into_iter()
@@ -54,6 +55,7 @@ impl Claimer {
                     fire,
                     epoch,
                     node: node.clone(),
+                    claimed: at,
                 })
                 .collect();
             let _ = self.timer.send(held);

@@ -9,9 +9,10 @@ use super::rows::CallRow;
 use super::spelling::Stored;
 use super::{from_ms, to_ms};
 use crate::domain::execution::ExecutionSummary;
+use crate::domain::execution::Trigger;
 use crate::domain::fire::Fire;
 use crate::domain::job::MisfirePolicy;
-use crate::domain::plan::{Window, plan};
+use crate::domain::plan::{Missed, WaitingFire, Window, misfired, plan};
 use crate::domain::schedule::Schedule;
 
 /// Parsed schedules by (expression, zone): parsing costs far more than stepping.
@@ -61,21 +62,47 @@ macro_rules! due_job_columns {
 }
 pub(crate) use due_job_columns;
 
+/// Most new fires one claim plans: beyond it, the remaining due jobs are left for the next
+/// claim (a single job's catch-up may pass it, up to `MISFIRE_MAX_CATCHUP`).
+pub(crate) const FIRE_BUDGET: usize = 20_000;
+
+/// A job's next fire time moved by a claim.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Advance {
+    /// The job.
+    pub id: Uuid,
+    /// Its next fire time (ms) and version when read: the claim advances it only if both
+    /// are unchanged.
+    pub from: i64,
+    pub version: i64,
+    /// Its next fire time after the claim; `None` disables further firing.
+    pub to: Option<i64>,
+}
+
 /// The fires to record and the next fire times to store, planned from due jobs.
 pub(crate) struct Planned {
     /// New first attempts, as they will be handed to the timer.
     pub fires: Vec<Fire>,
-    /// (job, next fire time in ms) for every job read; `None` disables further firing.
-    pub next: Vec<(Uuid, Option<i64>)>,
+    /// The jobs planned; due jobs beyond the budget are not among them.
+    pub next: Vec<Advance>,
 }
 
 pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> Planned {
     let mut fires = Vec::with_capacity(jobs.len() * 2);
     let mut next = Vec::with_capacity(jobs.len());
     for job in jobs {
+        if fires.len() >= FIRE_BUDGET {
+            break;
+        }
+        let (from, version) = (job.next_fire_at, job.call.version);
         let Some(schedule) = cache.get(&job.schedule, &job.timezone) else {
             tracing::error!(job_id = %job.id, schedule = %job.schedule, "stored schedule does not parse: the job stops firing");
-            next.push((job.id, None));
+            next.push(Advance {
+                id: job.id,
+                from,
+                version,
+                to: None,
+            });
             continue;
         };
         let policy = MisfirePolicy::read(&job.misfire_policy);
@@ -91,12 +118,17 @@ pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> 
                 call: call.clone(),
             });
         }
-        next.push((job.id, p.next.map(to_ms)));
+        next.push(Advance {
+            id: job.id,
+            from,
+            version,
+            to: p.next.map(to_ms),
+        });
     }
     Planned { fires, next }
 }
 
-/// An open execution joined with its job, as a recovery sweep reads it.
+/// A waiting execution joined with its job, as a claim takes it.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct OpenExecution {
     pub id: Uuid,
@@ -104,8 +136,54 @@ pub(crate) struct OpenExecution {
     pub scheduled_at: i64,
     pub attempt: i32,
     pub due_at: i64,
+    pub trigger: String,
+    pub misfire_policy: String,
     #[sqlx(flatten)]
     pub call: CallRow,
+}
+
+/// Waiting attempts taken by a claim, split by the misfire rule: those to call, and those
+/// to record skipped, with the reason.
+pub(crate) fn split_missed(
+    taken: Vec<OpenExecution>,
+    w: &Window,
+) -> (Vec<Fire>, Vec<(Uuid, &'static str)>) {
+    let seen: Vec<WaitingFire> = taken
+        .iter()
+        .map(|r| WaitingFire {
+            job: r.job_id,
+            scheduled_at: from_ms(r.scheduled_at),
+            first_scheduled: r.attempt <= 1 && Trigger::read(&r.trigger) == Trigger::Schedule,
+            policy: MisfirePolicy::read(&r.misfire_policy),
+        })
+        .collect();
+    let verdicts = misfired(&seen, w);
+    let mut call = Vec::with_capacity(taken.len());
+    let mut skip = Vec::new();
+    for (row, verdict) in taken.into_iter().zip(verdicts) {
+        match verdict {
+            None => call.push(Fire::from(row)),
+            Some(why) => {
+                tracing::info!(job_id = %row.job_id, execution_id = %row.id, reason = ?why,
+                    "a handed-back fire is past the misfire threshold: skipped by its job's misfire policy");
+                skip.push((row.id, missed_error(why)));
+            }
+        }
+    }
+    (call, skip)
+}
+
+/// The error recorded for a waiting attempt skipped by its job's misfire policy.
+fn missed_error(why: Missed) -> &'static str {
+    match why {
+        Missed::None => "missed: handed back past the misfire threshold (misfirePolicy none)",
+        Missed::Superseded => {
+            "missed: handed back past the misfire threshold; a later missed instant was called instead (misfirePolicy one)"
+        }
+        Missed::BeyondCatchup => {
+            "missed: handed back past the misfire threshold, beyond MISFIRE_MAX_CATCHUP (misfirePolicy all)"
+        }
+    }
 }
 
 impl From<OpenExecution> for Fire {
@@ -147,7 +225,7 @@ impl From<HistoryRow> for ExecutionSummary {
 macro_rules! open_execution_columns {
     () => {
         concat!(
-            "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, ",
+            "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, e.trigger, j.misfire_policy, ",
             $crate::store::rows::call_columns!()
         )
     };

@@ -218,8 +218,20 @@ pub trait Store: CommonOps + Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
 
-    /// Records that `node` is alive at `now`.
+    /// Records that `node` is alive at `now` (on the shared clock).
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The database's own clock, which every node follows; none where the database has no
+    /// clock of its own to share (SQLite: one node, on its own clock).
+    async fn db_time(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Wakes `announced` whenever another node announces a job change (and whenever an
+    /// announcement may have been missed), until `stop`. Returns at once where one node runs.
+    async fn listen_changes(
+        &self,
+        announced: Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    );
 
     /// Records the fires of due jobs within the look-ahead window as claimed by `node`,
     /// advances the jobs' next fire times, and takes for `node` the waiting attempts due

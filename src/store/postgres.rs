@@ -6,13 +6,18 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
+    split_missed,
 };
+use super::rows;
 use super::shared::Sql;
 use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
@@ -27,7 +32,14 @@ pub struct PgStore {
     pool: PgPool,
     /// Parsed schedules of the jobs claimed lately.
     schedules: ScheduleCache,
+    /// One connection, opened when first needed, that listens for job changes.
+    listen: PgPool,
 }
+
+/// The channel job changes are announced on.
+const CHANGES_CHANNEL: &str = "cronhook_job_changes";
+/// Pause before listening again after the listening connection failed.
+const RELISTEN: StdDuration = StdDuration::from_secs(1);
 
 /// Splits a Prisma-style `?schema=NAME` parameter off a URL: sqlx does not know it.
 fn connect_options(url: &str) -> Result<PgConnectOptions, anyhow::Error> {
@@ -61,12 +73,17 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
             .acquire_timeout(StdDuration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
+        let listen = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(StdDuration::from_secs(5))
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
             schedules: ScheduleCache::default(),
+            listen,
         })
     }
 }
@@ -76,6 +93,8 @@ impl Sql for PgStore {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_JOB: &'static str =
         "SELECT version, next_fire_at FROM jobs WHERE id = $1 FOR UPDATE";
+    const ANNOUNCE_CHANGE: Option<&'static str> =
+        Some("SELECT pg_notify('cronhook_job_changes', '')");
 
     fn pool(&self) -> &sqlx::Pool<Postgres> {
         &self.pool
@@ -91,13 +110,51 @@ impl Store for PgStore {
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = GREATEST(nodes.heartbeat_at, EXCLUDED.heartbeat_at)",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
         )
         .bind(node)
         .bind(to_ms(now))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn db_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: i64 =
+            sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(super::from_ms(ms)))
+    }
+
+    async fn listen_changes(&self, announced: Arc<Notify>, stop: CancellationToken) {
+        loop {
+            let listening = async {
+                let mut listener = PgListener::connect_with(&self.listen).await?;
+                listener.listen(CHANGES_CHANNEL).await?;
+                // Whatever was announced while nobody listened is read now.
+                announced.notify_one();
+                loop {
+                    // `None`: the connection was lost (and made again); something may have
+                    // been missed meanwhile, so read.
+                    listener.try_recv().await?;
+                    announced.notify_one();
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                result = listening => {
+                    let result: Result<(), sqlx::Error> = result;
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "listening for job changes failed; polling meanwhile");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(RELISTEN) => {}
+            }
+        }
     }
 
     async fn claim_due(
@@ -128,7 +185,8 @@ impl Store for PgStore {
         let planned = plan_due(jobs, &w, &self.schedules);
         let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
         if !planned.next.is_empty() {
-            let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) = planned.next.into_iter().unzip();
+            let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) =
+                planned.next.iter().map(|a| (a.id, a.to)).unzip();
             sqlx::query(
                 "UPDATE jobs SET next_fire_at = u.next FROM UNNEST($1::uuid[], $2::int8[]) AS u(id, next) \
                  WHERE jobs.id = u.id",
@@ -138,9 +196,8 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let waiting = take_waiting(&mut tx, node, w.horizon, params.batch).await?;
+        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.batch).await?;
         tx.commit().await?;
-        let waiting_read = waiting.len();
         fires.extend(waiting);
         Ok(Claimed {
             fires,
@@ -259,14 +316,16 @@ async fn insert_first_attempts(
     Ok(fires)
 }
 
-/// Takes for `node` the waiting attempts due by `horizon`, earliest first, at most `limit`;
-/// attempts another claim holds locked are left to it.
+/// Takes for `node` the waiting attempts due by the window's horizon, earliest first, at
+/// most `limit`; attempts another claim holds locked are left to it. Late first attempts
+/// follow their job's misfire policy: those it skips are recorded skipped. Returns the
+/// attempts to call and how many were taken.
 async fn take_waiting(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     node: &str,
-    horizon: DateTime<Utc>,
+    w: &Window,
     limit: u32,
-) -> Result<Vec<Fire>, sqlx::Error> {
+) -> Result<(Vec<Fire>, usize), sqlx::Error> {
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
          AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
@@ -275,11 +334,21 @@ async fn take_waiting(
         open_execution_columns!()
     ))
     .bind(node)
-    .bind(to_ms(horizon))
+    .bind(to_ms(w.horizon))
     .bind(i64::from(limit))
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(Fire::from).collect())
+    let taken = rows.len();
+    let (call, skip) = split_missed(rows, w);
+    for (id, why) in skip {
+        sqlx::query(rows::SKIP_MISSED)
+            .bind(id)
+            .bind(to_ms(w.now))
+            .bind(why)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((call, taken))
 }
 
 #[cfg(test)]

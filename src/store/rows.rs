@@ -390,6 +390,16 @@ pub(crate) const SKIP_CLAIMED: &str = "UPDATE executions SET state = 'skipped', 
      duration_ms = 0, success = FALSE, error = $4, node_id = NULL \
      WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
 
+/// Records attempt `$1`, held by `$2`, ended at `$3` with an unknown outcome (`$4`).
+pub(crate) const ABANDON: &str = "UPDATE executions SET state = 'unknown', success = FALSE, \
+     error = $4, node_id = NULL, duration_ms = COALESCE(duration_ms, 0), \
+     executed_at = COALESCE(executed_at, $3) \
+     WHERE id = $1 AND node_id = $2 AND state IN ('claimed', 'started')";
+
+/// Records waiting attempt `$1` skipped at `$2` for the reason `$3` (a misfire).
+pub(crate) const SKIP_MISSED: &str = "UPDATE executions SET state = 'skipped', executed_at = $2, \
+     duration_ms = 0, success = FALSE, error = $3, node_id = NULL WHERE id = $1";
+
 /// The error recorded for a skipped attempt.
 pub(crate) const SKIPPED: &str =
     "skipped: the job forbids overlapping calls and its previous call was still running";

@@ -28,6 +28,9 @@ pub trait Sql: Send + Sync {
     /// Reads a job's `version` and `next_fire_at` by id (`$1`), locking its row for the
     /// transaction where the database locks rows (SQLite holds the whole write lock).
     const LOCK_JOB: &'static str;
+    /// Announces a job change to the other nodes when the transaction commits; none where
+    /// one node runs.
+    const ANNOUNCE_CHANGE: Option<&'static str>;
 
     /// The connection pool.
     fn pool(&self) -> &Pool<Self::DB>;
@@ -70,6 +73,16 @@ pub trait CommonOps {
         due_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Records an attempt `node` holds (claimed or started) as ended with an unknown outcome
+    /// at `at`, with `error`. False when it is no longer `node`'s.
+    async fn abandon(
+        &self,
+        execution: Uuid,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Hands back every fire `node` claimed but did not start, for any node to take.
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError>;
 
@@ -85,6 +98,18 @@ pub trait CommonOps {
 
     /// Closes the connections.
     async fn close(&self);
+
+    /// Records that the nodes `ids` have read and applied every job change committed
+    /// before `at`.
+    async fn confirm_read(&self, ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The nodes heard from since `live_since` that have not confirmed reading the changes
+    /// committed before `at`.
+    async fn unconfirmed(
+        &self,
+        live_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// The job's executions with a recorded outcome, newest first, older than `before`
     /// (the `(executed_at, id)` of the last one seen) when given.
@@ -198,6 +223,7 @@ where
     (i64,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (i32,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Uuid,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (String,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.pool()).await?;
@@ -283,6 +309,23 @@ where
         Ok(done == 1)
     }
 
+    async fn abandon(
+        &self,
+        execution: Uuid,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(rows::ABANDON)
+            .bind(execution)
+            .bind(node)
+            .bind(to_ms(at))
+            .bind(error)
+            .execute(self.pool())
+            .await?;
+        Ok(done.affected() == 1)
+    }
+
     async fn release_claimed(&self, node: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE executions SET node_id = NULL WHERE node_id = $1 AND state = 'claimed'",
@@ -329,6 +372,31 @@ where
 
     async fn close(&self) {
         self.pool().close().await;
+    }
+
+    async fn confirm_read(&self, ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE nodes SET seen_at = $2 WHERE id = $1 AND seen_at < $2")
+                .bind(id.as_str())
+                .bind(to_ms(at))
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn unconfirmed(
+        &self,
+        live_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM nodes WHERE heartbeat_at >= $1 AND seen_at < $2")
+                .bind(to_ms(live_since))
+                .bind(to_ms(at))
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     async fn executions_page(
@@ -409,6 +477,9 @@ where
             .bind(spec.signing_secret.clone())
             .execute(&mut *tx)
             .await?;
+        if let Some(announce) = T::ANNOUNCE_CHANGE {
+            sqlx::query(announce).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Update::Applied {
             version: version + 1,
@@ -433,6 +504,9 @@ where
                 .bind(to_ms(now) - rows::DELETED_KEPT_MS)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(announce) = T::ANNOUNCE_CHANGE {
+                sqlx::query(announce).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(gone > 0)

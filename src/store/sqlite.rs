@@ -15,12 +15,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
+    split_missed,
 };
+use super::rows;
 use super::shared::Sql;
 use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
@@ -108,6 +113,7 @@ impl Sql for SqliteStore {
     type DB = Sqlite;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_JOB: &'static str = "SELECT version, next_fire_at FROM jobs WHERE id = $1";
+    const ANNOUNCE_CHANGE: Option<&'static str> = None;
 
     fn pool(&self) -> &sqlx::Pool<Sqlite> {
         &self.pool
@@ -123,7 +129,7 @@ impl Store for SqliteStore {
     async fn heartbeat(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
         )
         .bind(node)
         .bind(to_ms(now))
@@ -132,13 +138,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn db_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn listen_changes(&self, _announced: Arc<Notify>, _stop: CancellationToken) {
+        // One node makes every change itself: there is nothing to listen for.
+    }
+
     async fn claim_due(
         &self,
         node: &str,
         params: &ClaimParams,
         clock: &dyn Clock,
     ) -> Result<Claimed, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Read and planned before the write lock is taken: SQLite has one, for everything.
         let w = Window::new(
             clock.now(),
             params.lookahead,
@@ -153,21 +167,33 @@ impl Store for SqliteStore {
         ))
         .bind(to_ms(w.horizon))
         .bind(i64::from(params.batch))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         let jobs_read = jobs.len();
-        let planned = plan_due(jobs, &w, &self.schedules);
-        let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
-        for (id, next) in planned.next {
-            sqlx::query("UPDATE jobs SET next_fire_at = ? WHERE id = ?")
-                .bind(next)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let mut planned = plan_due(jobs, &w, &self.schedules);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A job changed since it was read keeps its row; its fires are planned again by the
+        // next claim.
+        let mut moved = std::collections::HashSet::with_capacity(planned.next.len());
+        for a in &planned.next {
+            let done = sqlx::query(
+                "UPDATE jobs SET next_fire_at = ? WHERE id = ? AND next_fire_at = ? AND version = ? \
+                 AND enabled = 1",
+            )
+            .bind(a.to)
+            .bind(a.id)
+            .bind(a.from)
+            .bind(a.version)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                moved.insert(a.id);
+            }
         }
-        let waiting = take_waiting(&mut tx, node, w.horizon, params.batch).await?;
+        planned.fires.retain(|f| moved.contains(&f.job_id));
+        let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
+        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.batch).await?;
         tx.commit().await?;
-        let waiting_read = waiting.len();
         fires.extend(waiting);
         Ok(Claimed {
             fires,
@@ -266,14 +292,16 @@ async fn insert_first_attempts(
     Ok(fires)
 }
 
-/// Takes for `node` the waiting attempts due by `horizon`, earliest first, at most `limit`.
-/// `state = 'claimed' AND node_id IS NULL` is the partial index's condition word for word.
+/// Takes for `node` the waiting attempts due by the window's horizon, earliest first, at
+/// most `limit`. `state = 'claimed' AND node_id IS NULL` is the partial index's condition
+/// word for word. Late first attempts follow their job's misfire policy: those it skips are
+/// recorded skipped. Returns the attempts to call and how many were taken.
 async fn take_waiting(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     node: &str,
-    horizon: DateTime<Utc>,
+    w: &Window,
     limit: u32,
-) -> Result<Vec<Fire>, sqlx::Error> {
+) -> Result<(Vec<Fire>, usize), sqlx::Error> {
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "SELECT ",
         open_execution_columns!(),
@@ -281,7 +309,7 @@ async fn take_waiting(
          WHERE e.state = 'claimed' AND e.node_id IS NULL AND e.due_at <= ?1 \
          ORDER BY e.due_at LIMIT ?2"
     ))
-    .bind(to_ms(horizon))
+    .bind(to_ms(w.horizon))
     .bind(i64::from(limit))
     .fetch_all(&mut **tx)
     .await?;
@@ -292,5 +320,15 @@ async fn take_waiting(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(rows.into_iter().map(Fire::from).collect())
+    let taken = rows.len();
+    let (call, skip) = split_missed(rows, w);
+    for (id, why) in skip {
+        sqlx::query(rows::SKIP_MISSED)
+            .bind(id)
+            .bind(to_ms(w.now))
+            .bind(why)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((call, taken))
 }

@@ -94,10 +94,22 @@ impl Executor {
         let epoch = held.epoch;
         // Counted before the check, so the epoch cannot be released between the two.
         self.lease.begin(epoch);
-        if !self.lease.may_start(epoch) {
+        let fence = self.lease.fence_after();
+        if !self.lease.may_start(epoch) || !self.gate.current(fence) {
             tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
-                "not started: this node's lease lapsed; the fire is recovered from the store");
+                "not started: this node's lease lapsed or it could not read job changes; the fire is recovered from the store");
             self.lease.fence(epoch);
+            self.lease.settle(epoch);
+            return;
+        }
+        if !self.gate.remembers(held.claimed) {
+            tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
+                "held too long to judge against job changes: handed back to the store");
+            let _ = self.reports.send(Report::Postponed {
+                execution_id: held.fire.execution_id,
+                node: held.node.clone(),
+                due_at: self.clock.now(),
+            });
             self.lease.settle(epoch);
             return;
         }
@@ -118,7 +130,9 @@ impl Executor {
     /// Makes the call, if the store lets it start; returns whether an outcome went to the
     /// writer (which settles the epoch once it is stored).
     async fn attempt(&self, held: Held) -> bool {
-        let Held { fire, epoch, node } = held;
+        let Held {
+            fire, epoch, node, ..
+        } = held;
         if !self.start(&fire, &node).await {
             return false;
         }
@@ -218,7 +232,8 @@ impl Executor {
             status_code,
             duration_ms,
             verdict,
-            error,
+            // PostgreSQL text cannot hold NUL, whatever a target or its library writes.
+            error: error.map(|e| e.replace('\0', "\u{FFFD}")),
             retry: self.retry_of(fire, answer),
         }
     }

@@ -28,6 +28,8 @@ pub struct Held {
     /// The node id that claimed it: the store takes the attempt's start and outcome from
     /// this id only.
     pub node: Arc<str>,
+    /// When it was claimed, on the monotonic clock.
+    pub claimed: std::time::Instant,
 }
 
 /// Counters the health endpoint shows.

@@ -19,6 +19,10 @@ const BATCH: usize = 512;
 /// Attempts at a write the database rejects for a reason other than being unreachable.
 const MAX_REJECTED: u32 = 5;
 
+/// The error recorded for an attempt whose outcome the database refused to store.
+pub const REFUSED: &str =
+    "outcome unknown: the call was made but the database refused to store its outcome";
+
 /// What the executor reports about one attempt.
 #[derive(Debug)]
 pub enum Report {
@@ -77,14 +81,47 @@ impl OutcomeWriter {
                 let recorded = self
                     .persist("writing outcomes", || self.store.record_outcomes(&batch))
                     .await;
-                if let Some(recorded) = recorded {
-                    report_late(&batch, &recorded.outcomes);
+                match recorded {
+                    Some(recorded) => report_late(&batch, &recorded.outcomes),
+                    None => self.write_each(&batch, &epochs).await,
                 }
             }
             for epoch in epochs.drain(..) {
                 self.lease.settle(epoch);
             }
             batch.clear();
+        }
+    }
+
+    /// Writes a batch the database refused one outcome at a time, so one bad outcome does
+    /// not take the others with it. An outcome still refused is recorded `unknown`; if even
+    /// that is refused, its node id is replaced, so recovery resolves the attempt like any
+    /// other of a stopped node. No attempt is left `started` or held forever.
+    async fn write_each(&self, batch: &[Outcome], epochs: &[u64]) {
+        for (outcome, &epoch) in batch.iter().zip(epochs) {
+            let one = std::slice::from_ref(outcome);
+            if let Some(recorded) = self
+                .persist("writing an outcome", || self.store.record_outcomes(one))
+                .await
+            {
+                report_late(one, &recorded.outcomes);
+                continue;
+            }
+            let abandoned = self
+                .persist("recording an outcome unknown", || {
+                    self.store.abandon(
+                        outcome.execution_id,
+                        &outcome.node,
+                        outcome.executed_at,
+                        REFUSED,
+                    )
+                })
+                .await;
+            if abandoned.is_none() {
+                tracing::error!(execution_id = %outcome.execution_id,
+                    "the database refuses this attempt's outcome: the node id is replaced so recovery resolves it");
+                self.lease.fence(epoch);
+            }
         }
     }
 
