@@ -58,15 +58,23 @@ pub struct Gate {
     read: Mutex<Option<Instant>>,
     /// Whether changes are also made by other nodes and must be read.
     shared: bool,
+    /// How long a change is remembered.
+    memory: Duration,
 }
 
 impl Gate {
     /// A gate for a node that is alone (`shared` false: SQLite) or one of many.
     pub fn new(shared: bool) -> Self {
+        Self::remembering(shared, REMEMBERED)
+    }
+
+    /// A gate that remembers changes for `memory`.
+    fn remembering(shared: bool, memory: Duration) -> Self {
         Gate {
             changes: Mutex::default(),
             read: Mutex::default(),
             shared,
+            memory,
         }
     }
 
@@ -102,7 +110,7 @@ impl Gate {
     /// Whether a fire claimed at `claimed` can be judged here: every change since its claim
     /// is still remembered.
     pub fn remembers(&self, claimed: Instant) -> bool {
-        claimed.elapsed() < REMEMBERED
+        claimed.elapsed() < self.memory
     }
 
     /// Whether this node's view of changes is recent enough to start calls: its last read
@@ -116,12 +124,12 @@ impl Gate {
                 .is_some_and(|at| at.elapsed() < fence)
     }
 
-    /// Forgets changes learned longer than [`REMEMBERED`] ago.
+    /// Forgets changes learned longer than its memory ago.
     fn forget_old(&self) {
         self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, c| c.learned.elapsed() < REMEMBERED);
+            .retain(|_, c| c.learned.elapsed() < self.memory);
     }
 
     /// Waits until every other live node has confirmed reading the changes committed so far,
@@ -149,6 +157,9 @@ impl Gate {
             if waiting.is_empty() || Instant::now() >= deadline {
                 return Ok(waiting);
             }
+            // A node may have read between the commit and `committed`: announce again, so it
+            // reads once more, after `committed`.
+            store.announce_change().await?;
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(CONFIRM_POLL.1);
         }
@@ -258,6 +269,39 @@ mod tests {
             at: 10_000,
         });
         assert!(!gate.allows(&fire(job, 1, 100)));
+    }
+
+    #[test]
+    fn a_fire_held_longer_than_the_memory_is_not_judged_here() {
+        let gate = Gate::remembering(false, Duration::from_millis(40));
+        let job = Uuid::now_v7();
+        gate.apply(JobChange {
+            id: job,
+            version: 2,
+            at: 50_000,
+        });
+        let claimed = Instant::now();
+        assert!(gate.remembers(claimed));
+        std::thread::sleep(Duration::from_millis(50));
+        // The change is forgotten, so the fire could pass: it must not be judged here.
+        gate.forget_old();
+        assert!(gate.allows(&fire(job, 1, 100)));
+        assert!(!gate.remembers(claimed), "handed back to the store instead");
+        assert!(gate.remembers(Instant::now()));
+    }
+
+    #[test]
+    fn only_a_node_that_shares_its_jobs_must_have_read_changes_lately() {
+        assert!(Gate::new(false).current(Duration::from_secs(10)));
+        let shared = Gate::new(true);
+        assert!(!shared.current(Duration::from_secs(10)), "never read");
+        *shared.read.lock().unwrap() = Some(Instant::now());
+        assert!(shared.current(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !shared.current(Duration::from_millis(10)),
+            "read too long ago"
+        );
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn serve_help_lists_every_setting() {
         "LEASE_MS",
         "LOOKAHEAD_MS",
         "CLAIM_INTERVAL_MS",
+        "CHANGE_POLL_MS",
         "MISFIRE_THRESHOLD_MS",
         "MISFIRE_MAX_CATCHUP",
         "RETRY_MAX_ATTEMPTS",

@@ -99,6 +99,10 @@ pub trait CommonOps {
     /// Closes the connections.
     async fn close(&self);
 
+    /// Announces that job changes were made, so the other nodes read them now (nothing
+    /// where one node runs).
+    async fn announce_change(&self) -> Result<(), StoreError>;
+
     /// Records that the nodes `ids` have read and applied every job change committed
     /// before `at`.
     async fn confirm_read(&self, ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError>;
@@ -372,6 +376,13 @@ where
 
     async fn close(&self) {
         self.pool().close().await;
+    }
+
+    async fn announce_change(&self) -> Result<(), StoreError> {
+        if let Some(announce) = T::ANNOUNCE_CHANGE {
+            sqlx::query(announce).execute(self.pool()).await?;
+        }
+        Ok(())
     }
 
     async fn confirm_read(&self, ids: &[String], at: DateTime<Utc>) -> Result<(), StoreError> {

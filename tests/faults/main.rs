@@ -7,10 +7,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod changes;
+mod clocks;
 mod crash;
 mod nodes;
 mod outage;
 mod pg;
+mod recovered;
 mod retries;
 mod shutdown;
 
