@@ -231,3 +231,57 @@ macro_rules! open_execution_columns {
     };
 }
 pub(crate) use open_execution_columns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+
+    fn due_job(next_fire_at: i64) -> DueJob {
+        DueJob {
+            id: Uuid::now_v7(),
+            schedule: "* * * * * *".into(),
+            timezone: "UTC".into(),
+            misfire_policy: "all".into(),
+            next_fire_at,
+            call: CallRow {
+                api: "http://127.0.0.1:9/".into(),
+                method: "POST".into(),
+                headers: None,
+                body: None,
+                timeout_ms: None,
+                delivery: "ATLEAST_ONCE".into(),
+                retry_max_attempts: None,
+                retry_backoff_ms: None,
+                retry_max_backoff_ms: None,
+                concurrency_policy: "allow".into(),
+                signing_secret: None,
+                version: 3,
+            },
+        }
+    }
+
+    #[test]
+    fn one_claim_plans_a_bounded_number_of_fires() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        // Ten every-second jobs five hours behind, each allowed 100,000 catch-up fires:
+        // 18,000 each, 180,000 in all without a bound.
+        let from = to_ms(now - Duration::hours(5));
+        let jobs: Vec<DueJob> = (0..10).map(|_| due_job(from)).collect();
+        let w = Window::new(now, Duration::seconds(2), Duration::seconds(5), 100_000);
+        let planned = plan_due(jobs, &w, &ScheduleCache::default());
+        // Planning stops at the first job that finds the budget spent; one job's catch-up
+        // may pass it.
+        assert_eq!(planned.next.len(), 2, "jobs planned");
+        assert!(planned.fires.len() >= FIRE_BUDGET);
+        assert!(planned.fires.len() < FIRE_BUDGET + 18_010);
+        // Each planned job records what it was read at, to be advanced only if unchanged.
+        assert!(
+            planned
+                .next
+                .iter()
+                .all(|a| a.from == from && a.version == 3)
+        );
+        assert!(planned.next.iter().all(|a| a.to > Some(to_ms(now))));
+    }
+}
