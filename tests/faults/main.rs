@@ -10,9 +10,13 @@ mod common;
 mod crash;
 mod nodes;
 mod outage;
+#[cfg(unix)]
+mod pause;
 mod pg;
 mod retries;
 mod shutdown;
+mod start_reply;
+mod withdraw;
 
 use std::collections::{BTreeSet, HashMap};
 
