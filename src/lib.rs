@@ -32,6 +32,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod gate;
 pub mod jobs;
 pub mod lease;

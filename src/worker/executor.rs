@@ -167,6 +167,8 @@ impl Executor {
                     }
                 })
         };
+        #[cfg(feature = "fault-injection")]
+        let started = crate::faults::lose_start_reply(started);
         match started {
             Ok(Exclusive::Started) => true,
             Ok(Exclusive::Skipped) => {

@@ -12,10 +12,14 @@ mod clocks;
 mod crash;
 mod nodes;
 mod outage;
+#[cfg(unix)]
+mod pause;
 mod pg;
 mod recovered;
 mod retries;
 mod shutdown;
+mod start_reply;
+mod withdraw;
 
 use std::collections::{BTreeSet, HashMap};
 
