@@ -247,11 +247,16 @@ impl Service {
 
     /// Whether the database answers, and the worker queue's sizes.
     pub async fn health(&self) -> Health {
+        // The answer says what, never why: database and role names, hosts and paths stay
+        // in the log, since `/health` is open to anyone.
         let store = match tokio::time::timeout(PING_TIMEOUT, self.store.ping()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "health check: the database did not answer");
+                Err("database unreachable".to_owned())
+            }
             Err(_) => Err(format!(
-                "database did not answer within {} ms",
+                "database unreachable: no answer within {} ms",
                 PING_TIMEOUT.as_millis()
             )),
         };

@@ -44,7 +44,10 @@ pub(crate) async fn next(
         return Err(ApiError::field(
             "invalid_timezone",
             "tz",
-            format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"),
+            format!(
+                "unknown time zone {} (use an IANA name such as Europe/Paris)",
+                crate::domain::text::quote(tz)
+            ),
         ));
     }
     let n = match params.get("n") {

@@ -184,17 +184,22 @@ pub struct JobInput {
     /// A label, 1 to 200 characters, not only spaces.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
-    /// Cron expression, 5 or 6 fields (seconds first).
+    /// Cron expression, 5 or 6 fields (seconds first), at most 256 bytes.
     #[schema(
         example = "*/10 * * * * *",
+        max_length = 256,
         pattern = "^\\s*[0-9A-Za-z*/,?#-]+(\\s+[0-9A-Za-z*/,?#-]+){4,5}\\s*$"
     )]
     pub schedule: String,
     /// IANA time zone (default `UTC`).
     #[schema(schema_with = time_zone)]
     pub timezone: Option<String>,
-    /// Target URL (`http` or `https`).
-    #[schema(example = "https://example.com/hook", pattern = "^https?://[^\\s/?#]+")]
+    /// Target URL (`http` or `https`), at most 2048 bytes.
+    #[schema(
+        example = "https://example.com/hook",
+        max_length = 2048,
+        pattern = "^https?://[^\\s/?#]+"
+    )]
     pub api: String,
     #[serde(rename = "type")]
     pub delivery: Option<Delivery>,
@@ -204,7 +209,8 @@ pub struct JobInput {
     /// `X-Cronhook-*` are refused.
     #[schema(schema_with = headers)]
     pub headers: Option<BTreeMap<String, String>>,
-    /// Request body (not with `GET`), at most 32 KiB.
+    /// Request body (not with `GET`), at most 32 KiB, without NUL characters.
+    #[schema(max_length = 32768)]
     pub body: Option<String>,
     #[schema(minimum = 1, maximum = 600000)]
     pub timeout_ms: Option<u64>,
@@ -253,6 +259,7 @@ pub fn headers() -> utoipa::openapi::Object {
         .property_names(Some(
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::String))
+                .max_length(Some(256))
                 .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")),
         ))
         .max_properties(Some(50))

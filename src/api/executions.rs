@@ -102,7 +102,10 @@ pub(crate) async fn detail(
         ApiError::field(
             "invalid_id",
             "executionId",
-            format!("{execution_id:?} is not an execution id (a UUID)"),
+            format!(
+                "{} is not an execution id (a UUID)",
+                crate::domain::text::quote(&execution_id)
+            ),
         )
     })?;
     let e = state

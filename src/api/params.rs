@@ -23,7 +23,7 @@ pub fn parse_job_id(s: &str) -> Result<Uuid, ApiError> {
         ApiError::field(
             "invalid_id",
             "jobId",
-            format!("{s:?} is not a job id (a UUID)"),
+            format!("{} is not a job id (a UUID)", crate::domain::text::quote(s)),
         )
     })
 }
@@ -38,9 +38,10 @@ pub fn query_params(
         if !allowed.contains(&k.as_ref()) {
             return Err(ApiError::field(
                 "unknown_parameter",
-                k.to_string(),
+                crate::domain::text::field_name(&k),
                 format!(
-                    "unknown query parameter {k:?}; the parameters are {}",
+                    "unknown query parameter {}; the parameters are {}",
+                    crate::domain::text::quote(&k),
                     allowed.join(", ")
                 ),
             ));
@@ -48,8 +49,11 @@ pub fn query_params(
         if out.insert(k.to_string(), v.into_owned()).is_some() {
             return Err(ApiError::field(
                 "repeated_parameter",
-                k.to_string(),
-                format!("query parameter {k:?} is given more than once"),
+                crate::domain::text::field_name(&k),
+                format!(
+                    "query parameter {} is given more than once",
+                    crate::domain::text::quote(&k)
+                ),
             ));
         }
     }

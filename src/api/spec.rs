@@ -17,6 +17,7 @@ use crate::domain::job::{
     TIMEOUT_MS_RANGE, TargetUrl, check_header,
 };
 use crate::domain::schedule::Schedule;
+use crate::domain::text::{self, Controls};
 
 /// Every field a job body may have: the properties of [`JobInput`].
 pub const FIELDS: [&str; 14] = [
@@ -44,9 +45,10 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::field(
             "unknown_field",
-            unknown.clone(),
+            text::field_name(unknown),
             format!(
-                "unknown field {unknown:?}; the fields are {}",
+                "unknown field {}; the fields are {}",
+                text::quote(unknown),
                 FIELDS.join(", ")
             ),
         ));
@@ -109,7 +111,10 @@ fn into_spec(input: JobInput) -> Result<JobSpec, ApiError> {
         return Err(ApiError::field(
             "invalid_timezone",
             "timezone",
-            format!("unknown time zone {timezone:?} (use an IANA name such as Europe/Paris)"),
+            format!(
+                "unknown time zone {} (use an IANA name such as Europe/Paris)",
+                text::quote(timezone)
+            ),
         ));
     }
     let schedule = Schedule::parse_in(&input.schedule, timezone)
@@ -130,8 +135,13 @@ fn into_spec(input: JobInput) -> Result<JobSpec, ApiError> {
     check_body(input.body.as_deref(), method)?;
     let headers: Vec<(String, String)> = input.headers.unwrap_or_default().into_iter().collect();
     for (name, value) in &headers {
-        check_header(name, value)
-            .map_err(|e| ApiError::field("invalid_headers", format!("headers.{name}"), e))?;
+        check_header(name, value).map_err(|e| {
+            ApiError::field(
+                "invalid_headers",
+                format!("headers.{}", text::field_name(name)),
+                e,
+            )
+        })?;
     }
     if let Some(secret) = &input.signing_secret
         && !((16..=256).contains(&secret.len()) && secret.chars().all(|c| c.is_ascii_graphic()))
@@ -211,7 +221,7 @@ fn read_headers(v: Option<&Value>) -> Result<Option<BTreeMap<String, String>>, A
         let Value::String(value) = value else {
             return Err(ApiError::field(
                 "invalid_headers",
-                format!("headers.{name}"),
+                format!("headers.{}", text::field_name(name)),
                 "a header value must be a string",
             ));
         };
@@ -235,9 +245,10 @@ fn read_retry(v: Option<&Value>) -> Result<Option<Retry>, ApiError> {
     if let Some(unknown) = r.keys().find(|k| !RETRY_FIELDS.contains(&k.as_str())) {
         return Err(ApiError::field(
             "unknown_field",
-            format!("retry.{unknown}"),
+            format!("retry.{}", text::field_name(unknown)),
             format!(
-                "unknown field retry.{unknown}; the fields are {}",
+                "unknown field retry.{}; the fields are {}",
+                text::field_name(unknown),
                 RETRY_FIELDS.join(", ")
             ),
         ));
@@ -309,7 +320,8 @@ pub fn wire<T: DeserializeOwned>(
             code,
             field,
             format!(
-                "unknown {field} {s:?}: expected {}",
+                "unknown {field} {}: expected {}",
+                text::quote(s),
                 expected.replace('`', "")
             ),
         )
@@ -324,14 +336,37 @@ fn required_str<'a>(
         .ok_or_else(|| ApiError::field("missing_field", field, format!("{field} is required")))
 }
 
-/// A string field; absent and null are both none.
+/// The bound on each string field, and which control characters it may hold: the one place
+/// these are set (header names and values are checked by `check_header`).
+const TEXT_FIELDS: &[(&str, usize, Controls)] = &[
+    ("name", 4 * MAX_NAME, Controls::Refused),
+    ("schedule", 256, Controls::Refused),
+    ("timezone", 64, Controls::Refused),
+    ("api", 2048, Controls::Refused),
+    ("type", 32, Controls::Refused),
+    ("method", 32, Controls::Refused),
+    ("misfirePolicy", 32, Controls::Refused),
+    ("concurrencyPolicy", 32, Controls::Refused),
+    ("body", MAX_JOB_BODY, Controls::AllButNul),
+    ("signingSecret", 256, Controls::Refused),
+];
+
+/// A string field; absent and null are both none. Its length and characters are checked
+/// against [`TEXT_FIELDS`].
 pub fn optional_str<'a>(
     body: &'a Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(Value::String(s)) => {
+            if let Some(&(_, max, controls)) = TEXT_FIELDS.iter().find(|(f, _, _)| *f == field) {
+                text::check(s, max, controls).map_err(|why| {
+                    ApiError::field("invalid_text", field, format!("{field} {why}"))
+                })?;
+            }
+            Ok(Some(s.as_str()))
+        }
         Some(_) => Err(ApiError::field(
             "invalid_type_of_field",
             field,

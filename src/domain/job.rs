@@ -134,6 +134,8 @@ const RESERVED_HEADERS: [&str; 9] = [
 pub const MAX_HEADERS: usize = 50;
 /// Longest header value.
 pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest header name a job may send.
+pub const MAX_HEADER_NAME: usize = 256;
 /// Longest request body a job may send.
 pub const MAX_JOB_BODY: usize = 32 * 1024;
 /// Longest job name.
@@ -144,25 +146,35 @@ pub const TIMEOUT_MS_RANGE: (u64, u64) = (1, 600_000);
 /// Validates one header a job sends: a token name, not reserved, and a visible-ASCII value.
 pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.len() > MAX_HEADER_NAME {
+        return Err(format!(
+            "header name {} is longer than {MAX_HEADER_NAME} bytes",
+            super::text::quote(name)
+        ));
+    }
     if name.is_empty() || !name.chars().all(token) {
         return Err(format!(
-            "header name {name:?} is not a valid HTTP header name"
+            "header name {} is not a valid HTTP header name",
+            super::text::quote(name)
         ));
     }
     let lower = name.to_ascii_lowercase();
     if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-cronhook-") {
         return Err(format!(
-            "header {name:?} is set by cronhook or the connection and cannot be overridden"
+            "header {} is set by cronhook or the connection and cannot be overridden",
+            super::text::quote(name)
         ));
     }
     if value.len() > MAX_HEADER_VALUE {
         return Err(format!(
-            "header {name:?} is longer than {MAX_HEADER_VALUE} bytes"
+            "header {} is longer than {MAX_HEADER_VALUE} bytes",
+            super::text::quote(name)
         ));
     }
     if !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
         return Err(format!(
-            "header {name:?} has a value with characters other than visible ASCII"
+            "header {} has a value with characters other than visible ASCII",
+            super::text::quote(name)
         ));
     }
     Ok(())

@@ -6,3 +6,4 @@ pub mod fire;
 pub mod job;
 pub mod plan;
 pub mod schedule;
+pub mod text;

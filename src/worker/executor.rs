@@ -78,7 +78,11 @@ impl Executor {
     pub fn client(policy: &Arc<TargetPolicy>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder();
         if policy.public_only {
-            builder = builder.dns_resolver(Arc::new(PolicyResolver(policy.clone())));
+            // A proxy would resolve and connect on the policy's behalf, out of its sight: under
+            // a public-only policy, `HTTP_PROXY` and its kin are ignored.
+            builder = builder
+                .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+                .no_proxy();
         }
         builder
             .user_agent(concat!("cronhook/", env!("CARGO_PKG_VERSION")))

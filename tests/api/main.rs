@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod executions;
 mod health;
+mod hostile;
 mod manage;
 mod signing;
 

@@ -1,0 +1,199 @@
+//! Hostile input and a hostile environment: what the API refuses, how much of the input an
+//! error quotes back, what `/health` reveals, and that `TARGET_POLICY=public` cannot be
+//! bypassed through a proxy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Behaviour, Db, Server, Target, TestDb, client, create_job, fast_env};
+use crate::{both_backends, count_rows};
+
+both_backends!(
+    control_characters_are_refused_on_both_stores,
+    errors_quote_little_of_the_input,
+);
+
+async fn post(server: &Server, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(server.url("/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn control_characters_are_refused_on_both_stores(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let api = "http://127.0.0.1:9/hook";
+    let cases = [
+        (
+            "name",
+            json!({"schedule": "* * * * * *", "api": api, "name": "a\u{0}b"}),
+        ),
+        (
+            "body",
+            json!({"schedule": "* * * * * *", "api": api, "body": "a\u{0}b"}),
+        ),
+        ("schedule", json!({"schedule": "* * * * *\n*", "api": api})),
+        ("schedule", json!({"schedule": "*\t* * * * *", "api": api})),
+        (
+            "api",
+            json!({"schedule": "* * * * * *", "api": "http://127.0.0.1:9/a\nb"}),
+        ),
+        (
+            "name",
+            json!({"schedule": "* * * * * *", "api": api, "name": "two\r\nlines"}),
+        ),
+        ("schedule", json!({"schedule": "*".repeat(300), "api": api})),
+        (
+            "api",
+            json!({"schedule": "* * * * * *", "api": format!("http://127.0.0.1:9/{}", "a".repeat(3000))}),
+        ),
+    ];
+    // Valid creates sent at the same time all succeed: a refused one takes none with it.
+    let url = server.url("/jobs");
+    let send = |body: Value| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let r = client().post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    let valid: Vec<_> = (0..20)
+        .map(|_| send(json!({"schedule": "* * * * * *", "api": api})))
+        .collect();
+    let refused: Vec<_> = cases.iter().map(|(_, body)| send(body.clone())).collect();
+    for task in valid {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    for ((field, _), task) in cases.iter().zip(refused) {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 400, "{field}: {body}");
+        assert_eq!(body["error"]["field"], *field, "{body}");
+    }
+    // Only the valid jobs were stored.
+    assert_eq!(count_rows(&db.url, "jobs").await, 20);
+    // A body may hold line breaks and tabs.
+    let (status, _) = post(
+        &server,
+        json!({"schedule": "* * * * * *", "api": api, "body": "line\n\tline\r\n"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+async fn errors_quote_little_of_the_input(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let huge = "x".repeat(60_000);
+    let api = "http://127.0.0.1:9/hook";
+    let mut headers = serde_json::Map::new();
+    headers.insert(huge.clone(), json!("v"));
+    let bodies = [
+        json!({"schedule": "* * * * * *", "api": api, huge.clone(): 1}),
+        json!({"schedule": "* * * * * *", "api": api, "headers": headers}),
+        json!({"schedule": "* * * * * *", "api": api, "timezone": huge.clone()}),
+        json!({"schedule": "* * * * * *", "api": api, "type": huge.clone()}),
+        json!({"schedule": "* * * * * *", "api": api, "method": huge.clone()}),
+        json!({"schedule": "* * * * * *", "api": api, "retry": {huge.clone(): 1}}),
+    ];
+    for body in bodies {
+        let r = client()
+            .post(server.url("/jobs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let text = r.text().await.unwrap();
+        assert!(text.len() < 1000, "{} bytes: {}", text.len(), &text[..300]);
+    }
+    let paths = [
+        format!("/jobs/{huge}"),
+        format!("/jobs/{huge}/executions"),
+        format!("/jobs?{huge}=1"),
+    ];
+    for path in paths {
+        let r = client().get(server.url(&path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(
+            text.len() < 1000,
+            "{path:.40}: {status}, {} bytes",
+            text.len()
+        );
+    }
+}
+
+/// Health says the database is unreachable, and nothing about which one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reveals_no_database_internals() {
+    let db = TestDb::new(Db::Postgres).await;
+    let server = Server::start(&db.url, &fast_env());
+    // The database goes away under the running node.
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    drop(db);
+    let health = || async {
+        let r = client().get(server.url("/health")).send().await.unwrap();
+        r.json::<Value>().await.unwrap_or(Value::Null)
+    };
+    let answered = crate::common::eventually_async(Duration::from_secs(15), || async {
+        health().await["status"] == "unhealthy"
+    })
+    .await;
+    let seen = health().await;
+    assert!(answered, "{seen}");
+    let reason = seen["reason"].as_str().unwrap();
+    assert!(reason.starts_with("database unreachable"), "{reason}");
+    assert!(
+        !reason.contains(&name) && !reason.contains("postgres"),
+        "{reason}"
+    );
+}
+
+/// Under `TARGET_POLICY=public`, a proxy in the environment is not used: it would resolve and
+/// connect out of the policy's sight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_does_not_bypass_the_public_policy() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let target = Target::start(Behaviour::default()).await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let proxy_task = tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let mut env = fast_env();
+    env.push(("TARGET_POLICY", "public".into()));
+    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
+        env.push((var, proxy_url.clone()));
+    }
+    let server = Server::start(&db.url, &env);
+    // A name that resolves to loopback: refused by the policy, unless a proxy resolves it.
+    let by_name = target.url().replace("127.0.0.1", "localhost");
+    let job = create_job(&server, json!({"schedule": "* * * * * *", "api": by_name})).await;
+    let recorded = crate::common::eventually_async(Duration::from_secs(10), || {
+        let server = &server;
+        let job = job.clone();
+        async move { !crate::common::executions_of(server, &job).await.is_empty() }
+    })
+    .await;
+    assert!(recorded);
+    let history = crate::common::executions_of(&server, &job).await;
+    assert!(history.iter().all(|e| e["success"] == false), "{history:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the proxy was used");
+    assert!(target.calls().is_empty());
+    proxy_task.abort();
+}
