@@ -164,6 +164,7 @@ impl Application {
                 wake,
                 lease.clone(),
                 workers.stats,
+                config.target_policy.clone(),
                 clock,
             ),
             token: config.api_token.as_deref().map(Arc::from),

@@ -20,6 +20,7 @@ use crate::store::{
     DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered, Update,
 };
 use crate::worker::WorkerStats;
+use crate::worker::target_policy::TargetPolicy;
 
 /// Attempts at a change that keeps meeting concurrent changes.
 const CHANGE_ATTEMPTS: usize = 5;
@@ -72,6 +73,9 @@ pub struct Service {
     lease: Arc<Lease>,
     /// Worker queue sizes, read for health.
     stats: Arc<WorkerStats>,
+    /// Which addresses calls may reach: a target it refuses by its very URL is refused at
+    /// creation.
+    policy: Arc<TargetPolicy>,
     /// The wall clock.
     clock: Arc<dyn Clock>,
 }
@@ -85,6 +89,7 @@ impl Service {
         claimer: Arc<Notify>,
         lease: Arc<Lease>,
         stats: Arc<WorkerStats>,
+        policy: Arc<TargetPolicy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Service {
@@ -94,6 +99,7 @@ impl Service {
             claimer,
             lease,
             stats,
+            policy,
             clock,
         }
     }
@@ -101,6 +107,15 @@ impl Service {
     /// Now, on the service's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Why the target policy refuses a job's target by its URL alone (an IP literal it
+    /// never permits); none when it may be called. A host name is checked at each call.
+    pub fn refused_target(&self, spec: &JobSpec) -> Option<String> {
+        self.policy
+            .check_literal(spec.api.as_str())
+            .err()
+            .map(|d| d.to_string())
     }
 
     /// Stores a new job, with its first fire after now.

@@ -343,6 +343,8 @@ pub struct Job {
     #[serde(rename = "type")]
     pub delivery: Delivery,
     pub method: Method,
+    /// Header names, each value shown as `***`: values are write-only (they often hold
+    /// credentials); a PATCH without `headers` keeps them.
     pub headers: BTreeMap<String, String>,
     pub body: Option<String>,
     pub timeout_ms: Option<u64>,
@@ -371,7 +373,12 @@ impl From<&JobRecord> for Job {
             api: spec.api.as_str().to_owned(),
             delivery: spec.delivery.into(),
             method: spec.method.into(),
-            headers: spec.headers.iter().cloned().collect(),
+            // Write-only, like the signing secret: header values are often credentials.
+            headers: spec
+                .headers
+                .iter()
+                .map(|(name, _)| (name.clone(), MASKED.to_owned()))
+                .collect(),
             body: spec.body.clone(),
             timeout_ms: spec.timeout_ms,
             retry: Retry::of(spec.retry),
@@ -387,6 +394,9 @@ impl From<&JobRecord> for Job {
         }
     }
 }
+
+/// What an answer shows in place of a header value.
+pub const MASKED: &str = "***";
 
 /// A job with its newest recorded execution (`GET /jobs/{jobId}`).
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::json::JsonObject;
 use super::params::{limit_param, not_found, parse_job_id, query_params, rfc3339};
 use super::spec::{check_fields, parse_spec, render_spec, wire};
+use crate::domain::job::JobSpec;
 use crate::jobs::ChangeError;
 use crate::store::JobQuery;
 
@@ -42,9 +43,10 @@ pub(crate) async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = parse_spec(&body)?;
+    refuse_target(&state, &spec)?;
     let (schedule, api, delivery) = (
         spec.schedule.expr().to_owned(),
-        spec.api.to_string(),
+        spec.api.redacted(),
         spec.delivery,
     );
     let id = state.jobs.create(spec).await?;
@@ -54,6 +56,14 @@ pub(crate) async fn create(
         [(header::LOCATION, format!("/jobs/{id}"))],
         Json(Created { job_id: id }),
     ))
+}
+
+/// Refuses a job whose target the target policy refuses by its URL alone.
+fn refuse_target(state: &AppState, spec: &JobSpec) -> Result<(), ApiError> {
+    match state.jobs.refused_target(spec) {
+        Some(why) => Err(ApiError::field("target_refused", "api", why)),
+        None => Ok(()),
+    }
 }
 
 /// Lists jobs in creation order, a page at a time.
@@ -142,7 +152,9 @@ pub(crate) async fn change(
         .change(id, |current| {
             let mut merged = render_spec(current);
             merged.extend(patch.clone());
-            parse_spec(&merged)
+            let spec = parse_spec(&merged)?;
+            refuse_target(&state, &spec)?;
+            Ok(spec)
         })
         .await;
     let job = changed.map_err(|e| change_error(id, e))?;

@@ -85,6 +85,24 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The URL for a log line: a password and the query's values masked, since targets
+    /// often carry credentials there.
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            return String::from("(unparsable URL)");
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        if url.query().is_some() {
+            let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(keys.iter().map(|k| (k.as_str(), "***")));
+        }
+        url.to_string()
+    }
 }
 
 impl fmt::Display for TargetUrl {
@@ -304,6 +322,16 @@ mod tests {
         ] {
             assert!(TargetUrl::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn logged_urls_hide_passwords_and_query_values() {
+        let u = TargetUrl::parse("https://bob:s3cret@example.com/hook?apikey=k3y&x=1").unwrap();
+        let r = u.redacted();
+        assert!(!r.contains("s3cret") && !r.contains("k3y"), "{r}");
+        assert!(r.contains("bob") && r.contains("apikey=") && r.contains("example.com/hook"));
+        let plain = TargetUrl::parse("https://example.com/hook").unwrap();
+        assert_eq!(plain.redacted(), "https://example.com/hook");
     }
 
     #[test]

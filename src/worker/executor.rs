@@ -257,7 +257,12 @@ impl Executor {
             Ok(r) => r,
             Err(e) => {
                 return match target_policy::denial_in(&e) {
-                    Some(d) => Answer::Denied(d.to_string()),
+                    Some(d) => {
+                        // The address stays in the log: the execution only names the host.
+                        tracing::warn!(job_id = %fire.job_id, host = %d.host, addr = %d.addr,
+                            "the target policy refused the address the target resolved to");
+                        Answer::Denied(d.to_string())
+                    }
                     None => Answer::Unanswered(describe(&e, timeout)),
                 };
             }

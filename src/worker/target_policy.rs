@@ -24,11 +24,12 @@ pub struct TargetPolicy {
 
 /// A call refused by the policy.
 #[derive(Debug, thiserror::Error)]
-#[error("the target policy refuses {host} ({addr}): not a public address")]
+#[error("the target policy refuses {host}: not a public address")]
 pub struct Denied {
     /// The host of the URL.
     pub host: String,
-    /// The refused address.
+    /// The refused address: logged, never shown in an answer or an execution (a name's
+    /// resolved address is internal knowledge).
     pub addr: IpAddr,
 }
 
@@ -90,41 +91,84 @@ impl TargetPolicy {
     }
 }
 
-/// Whether an address is reachable on the public internet.
-pub fn is_public(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+/// The IANA special-purpose address registries' entries that are not globally reachable
+/// (<https://www.iana.org/assignments/iana-ipv4-special-registry>,
+/// <https://www.iana.org/assignments/iana-ipv6-special-registry>), with multicast, and the
+/// deprecated site-local IPv6 range. Ranges that carry an IPv4 address inside an IPv6 one
+/// are judged by that address instead (see [`embedded_v4`]).
+const NOT_GLOBAL: &[&str] = &[
+    // IPv4
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    // IPv6
+    "::/128",
+    "::1/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+/// Parsed [`NOT_GLOBAL`].
+fn not_global() -> &'static [IpNet] {
+    static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        NOT_GLOBAL
+            .iter()
+            .map(|n| n.parse().expect("the table holds valid CIDRs"))
+            .collect()
+    })
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that route to it: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`,
+/// deprecated), NAT64 (`64:ff9b::/96`) and 6to4 (`2002:AABB:CCDD::/48`).
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = a.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
+        // `::` and `::1` are themselves, not IPv4-compatible forms.
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        )),
+        _ => None,
     }
 }
 
-fn is_public_v4(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    !(a.is_loopback()
-        || a.is_private()
-        || a.is_link_local()
-        || a.is_unspecified()
-        || a.is_broadcast()
-        || a.is_multicast()
-        || a.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-        || (o[0] == 198 && (o[1] & 0xfe) == 18)
-        || o[0] >= 240)
-}
-
-fn is_public_v6(a: Ipv6Addr) -> bool {
-    let s = a.segments();
-    !(a.is_loopback()
-        || a.is_unspecified()
-        || a.is_multicast()
-        || (s[0] & 0xfe00) == 0xfc00
-        || (s[0] & 0xffc0) == 0xfe80
-        || (s[0] == 0x2001 && s[1] == 0x0db8))
+/// Whether an address is reachable on the public internet.
+pub fn is_public(addr: IpAddr) -> bool {
+    let addr = match addr {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    !not_global().iter().any(|net| net.contains(&addr))
 }
 
 /// The HTTP client's resolver: resolves, then keeps only the addresses the policy permits.
@@ -189,10 +233,34 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
+            "2001::1",
+            "fec0::1",
+            "fd00::1",
+            "2001:db8::1",
+            "3fff::1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+            "::",
         ] {
             assert!(!p.permits("h", a.parse().unwrap()), "{a} permitted");
         }
-        for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for a in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(p.permits("h", a.parse().unwrap()), "{a} refused");
         }
         assert!(TargetPolicy::default().permits("h", "127.0.0.1".parse().unwrap()));

@@ -14,6 +14,7 @@ use crate::{both_backends, count_rows};
 both_backends!(
     control_characters_are_refused_on_both_stores,
     errors_quote_little_of_the_input,
+    secrets_stay_out_of_logs_and_answers,
 );
 
 async fn post(server: &Server, body: Value) -> (u16, Value) {
@@ -196,4 +197,37 @@ async fn a_proxy_does_not_bypass_the_public_policy() {
     assert_eq!(connections.load(Ordering::SeqCst), 0, "the proxy was used");
     assert!(target.calls().is_empty());
     proxy_task.abort();
+}
+
+async fn secrets_stay_out_of_logs_and_answers(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let job = create_job(
+        &server,
+        json!({
+            "schedule": "0 0 0 1 1 *",
+            "api": "http://bob:pa55word@127.0.0.1:9/hook?apikey=k3yvalue&region=eu",
+            "headers": {"Authorization": "Bearer t0kenvalue", "X-Api-Key": "k3yheader"}
+        }),
+    )
+    .await;
+    let mut answers = String::new();
+    for path in [format!("/jobs/{job}"), "/jobs".to_owned()] {
+        let r = client().get(server.url(&path)).send().await.unwrap();
+        answers.push_str(&r.text().await.unwrap());
+    }
+    for secret in ["t0kenvalue", "k3yheader"] {
+        assert!(
+            !answers.contains(secret),
+            "{secret} in an answer: {answers}"
+        );
+    }
+    assert!(answers.contains(r#""Authorization":"***""#), "{answers}");
+    // The URL is the owner's to read back; the log is not the place for its secrets.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log_text();
+    assert!(log.contains("job created"), "{log}");
+    for secret in ["pa55word", "k3yvalue", "t0kenvalue", "k3yheader"] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+    }
 }
