@@ -171,12 +171,17 @@ impl Application {
         });
         let addr = listener.local_addr()?;
         tracing::info!(%addr, database = store_kind(&config.database_url), "cronhook listening");
-        let server_stop = stop.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await })
-                .await
-        });
+        let fds = api::serve::raise_fd_limit();
+        let limits = api::serve::Limits {
+            max_connections: api::serve::connection_bound(config.server.max_connections, fds),
+            ..config.server
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            descriptor_limit = fds,
+            "client connections bounded"
+        );
+        let server = tokio::spawn(api::serve::serve(listener, app, limits, stop.clone()));
         Ok(Running {
             stop,
             lease_stop,
@@ -309,7 +314,7 @@ struct Running {
     /// The outcome writer: ends once every worker is gone and all is stored.
     writer: tokio::task::JoinHandle<()>,
     /// The HTTP server.
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     /// This node's identities, handed back at the end.
     lease: Arc<Lease>,
     /// The store.
@@ -350,8 +355,7 @@ impl Running {
             hand_back(&self.store, &node).await;
         }
         match tokio::time::timeout(STORE_TIMEOUT, self.server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
             Err(_) => tracing::warn!("HTTP connections still open at exit were dropped"),
         }

@@ -68,6 +68,18 @@ pub struct Settings {
     /// Port to bind (0 picks a free one).
     #[arg(long, env = "PORT", default_value_t = 3000, value_parser = Setting(whole::<u16>(0..=65_535)))]
     pub port: u16,
+    /// A request's headers must all arrive within this, or the connection is closed.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = Setting(whole::<u64>(100..=600_000)))]
+    pub header_timeout_ms: u64,
+    /// A request's body must all arrive within this, or the answer is 408.
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = Setting(whole::<u64>(100..=600_000)))]
+    pub body_timeout_ms: u64,
+    /// A connection with no request in progress for this long is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = Setting(whole::<u64>(100..=DAY_MS)))]
+    pub idle_timeout_ms: u64,
+    /// Most client connections open at once; kept below the descriptor limit (RLIMIT_NOFILE, raised to its hard limit at start) less 64.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = Setting(whole::<usize>(8..=1_000_000)))]
+    pub max_connections: usize,
     /// Most HTTP calls in flight at once (1 to 10000).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10, value_parser = Setting(whole::<usize>(1..=10_000)))]
     pub worker_concurrency: usize,
@@ -151,6 +163,8 @@ pub struct Config {
     pub log_level: String,
     /// Log line layout.
     pub log_format: LogFormat,
+    /// The HTTP server's limits.
+    pub server: crate::api::serve::Limits,
     /// Most calls in flight at once.
     pub worker_concurrency: usize,
     /// Timeout of one call.
@@ -192,6 +206,12 @@ impl From<Settings> for Config {
             port: s.port,
             log_level: s.common.log_level,
             log_format: s.common.log_format,
+            server: crate::api::serve::Limits {
+                header_timeout: ms(s.header_timeout_ms),
+                body_timeout: ms(s.body_timeout_ms),
+                idle_timeout: ms(s.idle_timeout_ms),
+                max_connections: s.max_connections,
+            },
             worker_concurrency: s.worker_concurrency,
             call_timeout: ms(s.call_timeout_ms),
             shutdown_grace: ms(s.shutdown_grace_ms),
@@ -478,7 +498,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 27);
+        assert_eq!(settings.len(), 31);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The body is over the limit (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive in time (408).
+    #[error("the request body was not received within {0} ms")]
+    BodyTimeout(u64),
     /// The body is not JSON by its content type (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -82,6 +85,12 @@ impl IntoResponse for ApiError {
             e @ ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
+                e.to_string(),
+                None,
+            ),
+            e @ ApiError::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
                 e.to_string(),
                 None,
             ),

@@ -49,9 +49,46 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-/// Reads a body of at most [`MAX_BODY`] bytes.
+/// How long a request's body may take to arrive, as the server sets it on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// The bound on a body's arrival when the server set none.
+const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body of at most [`MAX_BODY`] bytes, within the request's [`BodyTimeout`].
 pub async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| ApiError::TooLarge(MAX_BODY))
+    let within = req
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+    match tokio::time::timeout(within, axum::body::to_bytes(req.into_body(), MAX_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::TooLarge(MAX_BODY)),
+        Err(_) => Err(ApiError::BodyTimeout(within.as_millis() as u64)),
+    }
+}
+
+/// Refuses at once a request whose `Content-Length` is over [`MAX_BODY`], before any of its
+/// body is read.
+pub async fn refuse_oversized(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        let mut response = ApiError::TooLarge(MAX_BODY).into_response();
+        // The rest of the body is not read: the connection cannot be reused.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(req).await
 }

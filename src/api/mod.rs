@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod json;
 pub mod openapi;
 pub mod params;
+pub mod serve;
 pub mod spec;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn(json::refuse_oversized))
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

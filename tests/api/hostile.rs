@@ -231,3 +231,135 @@ async fn secrets_stay_out_of_logs_and_answers(db: Db) {
         assert!(!log.contains(secret), "{secret} in the log: {log}");
     }
 }
+
+/// Raw connections for abusing the server.
+mod raw {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub async fn connect(port: u16) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", port)).await.unwrap()
+    }
+
+    /// Reads until the server closes or answers; `None` if neither happens within `within`.
+    pub async fn answer(s: &mut TcpStream, within: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Ok(Err(e)) => Some(format!("error: {e}")),
+            Err(_) => None,
+        }
+    }
+
+    pub async fn send(s: &mut TcpStream, bytes: &str) {
+        let _ = s.write_all(bytes.as_bytes()).await;
+    }
+}
+
+async fn timed_health(server: &Server) -> Duration {
+    let started = std::time::Instant::now();
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("/health answers");
+    assert_eq!(r.status().as_u16(), 200);
+    started.elapsed()
+}
+
+/// 300 silent sockets against a process allowed 200 descriptors: `/health` still answers at
+/// once, because a new connection takes the place of the longest idle one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_cannot_exhaust_descriptors() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let server = Server::start_with_fd_limit(&db.url, &fast_env(), 200);
+    // 200 descriptors less the 64 kept for the database, calls and files.
+    let bounded = crate::common::eventually(Duration::from_secs(3), || {
+        server.log_text().contains(r#""max_connections":136"#)
+    })
+    .await;
+    assert!(bounded, "{}", server.log_text());
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(raw::connect(server.port).await);
+    }
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        took.push(timed_health(&server).await);
+    }
+    took.sort();
+    assert!(took[2] < Duration::from_millis(100), "median {:?}", took[2]);
+    assert!(
+        !server.log_text().contains("Too many open files"),
+        "{}",
+        server.log_text()
+    );
+    drop(held);
+}
+
+/// Slow headers, silent connections and stalled bodies are cut off at their limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_at_the_limits() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut env = fast_env();
+    env.push(("HEADER_TIMEOUT_MS", "1000".into()));
+    env.push(("BODY_TIMEOUT_MS", "1000".into()));
+    env.push(("IDLE_TIMEOUT_MS", "1500".into()));
+    let server = Server::start(&db.url, &env);
+    let port = server.port;
+
+    // Slowloris: a header line every 300 ms never completes; closed once headers are late.
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut s = raw::connect(port).await;
+        raw::send(&mut s, "GET /health HTTP/1.1\r\nHost: x\r\n").await;
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    let mut closed = 0;
+    while started.elapsed() < Duration::from_secs(4) && closed < slow.len() {
+        closed = 0;
+        for s in &mut slow {
+            raw::send(s, "X-A: b\r\n").await;
+            if raw::answer(s, Duration::from_millis(10)).await.is_some() {
+                closed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(closed, slow.len(), "slow headers cut off within 4 s");
+    assert!(timed_health(&server).await < Duration::from_millis(500));
+
+    // A silent connection is closed once idle too long.
+    let mut silent = raw::connect(port).await;
+    let closed = raw::answer(&mut silent, Duration::from_secs(4)).await;
+    assert!(closed.is_some(), "an idle connection is closed");
+
+    // A body announced over the limit is refused at once, before any of it is read.
+    let mut big = raw::connect(port).await;
+    raw::send(
+        &mut big,
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n{\"sche",
+    )
+    .await;
+    let answer = raw::answer(&mut big, Duration::from_millis(500)).await;
+    let answer = answer.expect("answered at once");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+
+    // A body that stops arriving gets 408 once the body timeout passes.
+    let mut stalled = raw::connect(port).await;
+    raw::send(
+        &mut stalled,
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sche",
+    )
+    .await;
+    let answer = raw::answer(&mut stalled, Duration::from_secs(3)).await;
+    let answer = answer.expect("answered once the body timed out");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -116,7 +116,28 @@ impl Server {
 
     /// Starts the binary; `Err` holds its output when it exits instead of listening.
     pub fn try_start(url: &str, env: &[(&str, String)]) -> Result<Server, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cronhook"));
+        Self::try_start_in(url, env, None)
+    }
+
+    /// Starts the binary with at most `nofile` open descriptors (`ulimit -n`, soft and hard).
+    pub fn start_with_fd_limit(url: &str, env: &[(&str, String)], nofile: u32) -> Server {
+        Self::try_start_in(url, env, Some(nofile)).expect("server starts")
+    }
+
+    fn try_start_in(
+        url: &str,
+        env: &[(&str, String)],
+        nofile: Option<u32>,
+    ) -> Result<Server, String> {
+        let bin = env!("CARGO_BIN_EXE_cronhook");
+        let mut cmd = match nofile {
+            None => Command::new(bin),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin]);
+                c
+            }
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
