@@ -15,7 +15,7 @@ use super::dto::{
 use super::error::ApiError;
 use super::json::JsonObject;
 use super::params::{limit_param, not_found, parse_job_id, query_params, rfc3339};
-use super::spec::{check_fields, parse_spec, render_spec, wire};
+use super::spec::{check_fields, check_nulls, parse_spec, render_spec, wire};
 use crate::domain::job::JobSpec;
 use crate::jobs::ChangeError;
 use crate::store::JobQuery;
@@ -147,6 +147,7 @@ pub(crate) async fn change(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_job_id(&job_id)?;
     check_fields(&patch)?;
+    check_nulls(&patch)?;
     let changed = state
         .jobs
         .change(id, |current| {

@@ -32,6 +32,24 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 "expected a body with Content-Type: application/json".into(),
             ));
         }
+        // JSON is UTF-8 (RFC 8259); a body declared in another charset is not read as if it
+        // were.
+        let charset = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(';').skip(1).find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    (k.trim().eq_ignore_ascii_case("charset"))
+                        .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+                })
+            });
+        if charset.is_some_and(|c| c != "utf-8" && c != "utf8") {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be UTF-8 JSON (charset=utf-8, or no charset)".into(),
+            ));
+        }
         let bytes = read_limited(req).await?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),

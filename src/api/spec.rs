@@ -56,6 +56,34 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Fields that take a default when left out: in a `PATCH`, `null` for one of them is
+/// refused rather than silently reset to the default (`enabled: null` would resume a paused
+/// job). `null` clears the other, optional, fields.
+pub const DEFAULTED: [&str; 7] = [
+    "schedule",
+    "api",
+    "timezone",
+    "type",
+    "method",
+    "misfirePolicy",
+    "concurrencyPolicy",
+];
+
+/// Refuses `null` for a field that has a default or is required (a `PATCH`).
+pub fn check_nulls(patch: &Map<String, Value>) -> Result<(), ApiError> {
+    let refused = patch
+        .iter()
+        .find(|(k, v)| v.is_null() && (DEFAULTED.contains(&k.as_str()) || *k == "enabled"));
+    match refused {
+        Some((k, _)) => Err(ApiError::field(
+            "null_not_allowed",
+            k.clone(),
+            format!("{k} cannot be null: give a value, or leave it out to keep it"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Validates a job body into a spec.
 pub fn parse_spec(body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
     check_fields(body)?;

@@ -425,9 +425,15 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         }
         msg
     } else {
+        // The whole chain: the outermost messages ("client error (SendRequest)") say little.
         let mut msg = e.to_string();
-        if let Some(s) = std::error::Error::source(e) {
-            msg = format!("{msg}: {s}");
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg = format!("{msg}: {text}");
+            }
+            src = s.source();
         }
         msg
     }

@@ -363,3 +363,48 @@ async fn slow_clients_are_cut_off_at_the_limits() {
     let answer = answer.expect("answered once the body timed out");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+/// `null` in a PATCH clears an optional field and is refused for one with a default; a body
+/// in another charset than UTF-8 is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_and_charset_are_handled_consistently() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let server = Server::start(&db.url, &fast_env());
+    let job = create_job(
+        &server,
+        json!({"schedule": "0 0 0 1 1 *", "api": "http://127.0.0.1:9/hook", "name": "n",
+               "type": "ATMOST_ONCE", "enabled": false}),
+    )
+    .await;
+    let patch = |body: Value| {
+        let url = server.url(&format!("/jobs/{job}"));
+        async move {
+            let r = client().patch(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for field in ["enabled", "type", "method", "schedule", "misfirePolicy"] {
+        let (status, body) = patch(json!({ field: null })).await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert_eq!(body["error"]["code"], "null_not_allowed", "{body}");
+    }
+    let (status, body) = patch(json!({"name": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], Value::Null);
+    // Nothing else moved: still paused, still ATMOST_ONCE.
+    assert_eq!(
+        (body["enabled"].clone(), body["type"].clone()),
+        (json!(false), json!("ATMOST_ONCE"))
+    );
+
+    let r = client()
+        .post(server.url("/jobs"))
+        .header("content-type", "application/json; charset=utf-16")
+        .body(r#"{"schedule": "* * * * * *", "api": "http://127.0.0.1:9/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(count_rows(&db.url, "jobs").await, 1);
+}
