@@ -62,10 +62,14 @@ fn run(
     };
     match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
+        // Said once, on stderr; a setting that cannot work exits 2 like any bad setting.
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<store::ConfigError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -262,3 +262,44 @@ async fn a_second_process_on_one_sqlite_file_refuses_to_start() {
         "{out}"
     );
 }
+
+#[test]
+fn a_database_setting_that_cannot_work_exits_2_naming_the_path_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_db = dir.path().join("hosts");
+    std::fs::write(&not_a_db, "127.0.0.1 localhost\n").unwrap();
+    let missing_dir = dir.path().join("no/such/dir/x.db");
+    for path in [&not_a_db, &missing_dir] {
+        let out = cronhook()
+            .args(["serve"])
+            .env("DATABASE_URL", format!("sqlite://{}", path.display()))
+            .env("PORT", "0")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert_eq!(err.matches("error:").count(), 1, "said once: {err}");
+    }
+    // No lock file was made beside a file that is not a database.
+    assert!(!dir.path().join("hosts.lock").exists());
+}
+
+#[test]
+fn an_unreachable_postgres_exits_1_naming_host_port_and_database() {
+    let out = cronhook()
+        .args(["serve"])
+        .env("DATABASE_URL", "postgres://u:secretpw@127.0.0.1:1/jobsdb")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("127.0.0.1:1/jobsdb") && err.contains("DATABASE_URL"),
+        "{err}"
+    );
+    assert!(!err.contains("secretpw"), "{err}");
+}

@@ -42,6 +42,12 @@ pub enum Errors {
     /// No such job or execution.
     #[response(status = 404)]
     NotFound(Error),
+    /// The request target is over 8 KiB.
+    #[response(status = 414)]
+    UriTooLong(Error),
+    /// The request's headers are over 16 KiB.
+    #[response(status = 431)]
+    HeadersTooLarge(Error),
     /// The database is unavailable; try again.
     #[response(status = 503)]
     Unavailable(Error),
@@ -50,10 +56,13 @@ pub enum Errors {
 /// The errors of endpoints that take a JSON body, besides [`Errors`].
 #[derive(IntoResponses)]
 pub enum BodyErrors {
+    /// The body did not arrive within `BODY_TIMEOUT_MS`.
+    #[response(status = 408)]
+    BodyTimeout(Error),
     /// The body is over 64 KiB.
     #[response(status = 413)]
     TooLarge(Error),
-    /// The body is not `application/json`.
+    /// The body is not `application/json`, or not UTF-8.
     #[response(status = 415)]
     UnsupportedMediaType(Error),
 }

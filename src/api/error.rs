@@ -35,6 +35,12 @@ pub enum ApiError {
     /// The body is over the limit (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The request target is too long (414).
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The request's headers are too large (431).
+    #[error("the request's headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// The body did not arrive in time (408).
     #[error("the request body was not received within {0} ms")]
     BodyTimeout(u64),
@@ -85,6 +91,18 @@ impl IntoResponse for ApiError {
             e @ ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
+                e.to_string(),
+                None,
+            ),
+            e @ ApiError::UriTooLong(_) => (
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                e.to_string(),
+                None,
+            ),
+            e @ ApiError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
                 e.to_string(),
                 None,
             ),

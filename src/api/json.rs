@@ -87,13 +87,31 @@ pub async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Refuses at once a request whose `Content-Length` is over [`MAX_BODY`], before any of its
-/// body is read.
+/// Longest request target (path and query) accepted.
+pub const MAX_URI: usize = 8 * 1024;
+/// Most header bytes (names and values) accepted.
+pub const MAX_HEADERS: usize = 16 * 1024;
+
+/// Refuses at once, with the JSON error shape, a request whose target or headers are over
+/// their bounds, or whose `Content-Length` is over [`MAX_BODY`] (before any of its body is
+/// read).
 pub async fn refuse_oversized(
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI {
+        return ApiError::UriTooLong(MAX_URI).into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADERS {
+        return ApiError::HeadersTooLarge(MAX_HEADERS).into_response();
+    }
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

@@ -263,15 +263,35 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Connects to the store named by `url` (`postgres://...` or `sqlite://...`) and applies
 /// the migrations.
+///
+/// A setting that cannot work (an unknown scheme, a URL that does not parse, a path that is
+/// not an SQLite database) is a [`ConfigError`]; a database that does not answer is not.
+/// Either way the message names the store and the variable to fix.
 pub async fn connect(url: &str, pool_size: u32) -> Result<DynStore, anyhow::Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url, pool_size).await?))
+        let at = postgres::describe(url);
+        Ok(Arc::new(
+            postgres::PgStore::connect(url, pool_size)
+                .await
+                .map_err(|e| e.context(format!("cannot use PostgreSQL at {at} (DATABASE_URL)")))?,
+        ))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await.map_err(
+            |e| e.context("cannot use the SQLite database of DATABASE_URL"),
+        )?))
     } else {
-        anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+        Err(ConfigError(
+            "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
+        )
+        .into())
     }
 }
+
+/// A setting that cannot work, as opposed to a database that does not answer: the process
+/// exits with code 2, as for any other bad setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

@@ -41,6 +41,19 @@ const CHANGES_CHANNEL: &str = "cronhook_job_changes";
 /// Pause before listening again after the listening connection failed.
 const RELISTEN: StdDuration = StdDuration::from_secs(1);
 
+/// Where a PostgreSQL URL points, for messages: `host:port/database`, never the password.
+pub(crate) fn describe(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path()
+        ),
+        Err(_) => "an unparsable URL".into(),
+    }
+}
+
 /// Splits a Prisma-style `?schema=NAME` parameter off a URL: sqlx does not know it.
 fn connect_options(url: &str) -> Result<PgConnectOptions, anyhow::Error> {
     let mut parsed = url::Url::parse(url)?;
@@ -69,7 +82,8 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, anyhow::Error> {
 impl PgStore {
     /// Connects and applies the migrations.
     pub async fn connect(url: &str, pool_size: u32) -> Result<Self, anyhow::Error> {
-        let options = connect_options(url)?;
+        let options =
+            connect_options(url).map_err(|e| super::ConfigError(format!("bad URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
             .acquire_timeout(StdDuration::from_secs(5))

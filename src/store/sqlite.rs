@@ -47,6 +47,35 @@ pub struct SqliteStore {
     _lock: Option<File>,
 }
 
+/// Whether `db` can be an SQLite database: its directory exists, and the file, if there is
+/// one, is an SQLite database (or empty).
+fn check_path(db: &std::path::Path) -> Result<(), super::ConfigError> {
+    let bad = |why: &str| super::ConfigError(format!("{}: {why}", db.display()));
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(bad("its directory does not exist"));
+    }
+    match std::fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(bad(&e.to_string())),
+        Ok(m) if !m.is_file() => Err(bad("not a file")),
+        Ok(m) if m.len() == 0 => Ok(()),
+        Ok(_) => {
+            let mut header = [0u8; 16];
+            let read = std::fs::File::open(db)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+            match read {
+                Ok(()) if &header == b"SQLite format 3\0" => Ok(()),
+                Ok(()) => Err(bad("not an SQLite database")),
+                Err(e) => Err(bad(&format!("cannot read it: {e}"))),
+            }
+        }
+    }
+}
+
 /// Takes the single-node lock of the database at `db`.
 fn lock_database(db: &std::path::Path) -> Result<File, anyhow::Error> {
     let mut path = PathBuf::from(db);
@@ -77,7 +106,8 @@ fn lock_database(db: &std::path::Path) -> Result<File, anyhow::Error> {
 impl SqliteStore {
     /// Opens (creating if missing) the database, takes the single-node lock and migrates.
     pub async fn connect(url: &str) -> Result<Self, anyhow::Error> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| super::ConfigError(format!("bad URL {url:?}: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -90,6 +120,8 @@ impl SqliteStore {
         let lock = if in_memory {
             None
         } else {
+            // Checked before the lock file is made beside it.
+            check_path(&filename)?;
             Some(lock_database(&filename)?)
         };
         let pool = SqlitePoolOptions::new()

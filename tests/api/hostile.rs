@@ -408,3 +408,25 @@ async fn null_and_charset_are_handled_consistently() {
     assert_eq!(r.status().as_u16(), 415);
     assert_eq!(count_rows(&db.url, "jobs").await, 1);
 }
+
+/// The server's own refusals have the JSON error shape: a request target or headers over
+/// their bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_s_own_refusals_are_json() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let server = Server::start(&db.url, &fast_env());
+    let long_path = format!("/jobs?x={}", "a".repeat(10_000));
+    let r = client().get(server.url(&long_path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 414);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "uri_too_long", "{body}");
+    let r = client()
+        .get(server.url("/health"))
+        .header("x-big", "b".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large", "{body}");
+}
