@@ -24,7 +24,7 @@ const N_MAX: usize = 100;
 
 /// The next instants of a cron expression, as `cronhook cron` prints them.
 #[utoipa::path(get, path = "/cron/next", tag = "tools",
-    params(("expr" = String, Query, min_length = 1, description = "Cron expression, 5 or 6 fields"),
+    params(("expr" = String, Query, min_length = 1, max_length = 256, description = "Cron expression, 5 or 6 fields, at most 256 bytes"),
         ("tz" = Option<super::dto::TimeZoneName>, Query,
             description = "IANA time zone (default UTC)"),
         ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)"),
@@ -39,6 +39,9 @@ pub(crate) async fn next(
     let expr = params
         .get("expr")
         .ok_or_else(|| ApiError::field("missing_field", "expr", "expr is required"))?;
+    // The same bound and characters as a job's schedule.
+    crate::domain::text::check(expr, 256, crate::domain::text::Controls::Refused)
+        .map_err(|why| ApiError::field("invalid_text", "expr", format!("expr {why}")))?;
     let tz = params.get("tz").map_or("UTC", String::as_str);
     if tz.parse::<chrono_tz::Tz>().is_err() {
         return Err(ApiError::field(
