@@ -141,12 +141,15 @@ impl Application {
             // At least every third of the lease, so a healthy node's view of changes never
             // ages past its fence.
             let poll = config.change_poll.min(config.lease / 3);
+            // Stopped with the heartbeat, not with the claims: while its calls drain at
+            // shutdown the node is still live to the others, so it keeps confirming changes
+            // rather than make them wait out its fence.
             tasks.push(tokio::spawn(workers.gate.clone().watch(
                 store.clone(),
                 lease.clone(),
                 clock.clone(),
                 poll,
-                stop.clone(),
+                lease_stop.clone(),
             )));
         }
         tasks.push(tokio::spawn(
