@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{Db, Server, TestDb};
 
 fn cronhook() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cronhook"));
+    let mut c = Command::new(common::binary());
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     c

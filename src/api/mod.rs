@@ -11,6 +11,7 @@ pub mod executions;
 pub mod health;
 pub mod jobs;
 pub mod json;
+pub mod malformed;
 pub mod openapi;
 pub mod params;
 pub mod serve;

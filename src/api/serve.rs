@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::json::BodyTimeout;
+use super::malformed::Answering;
 
 /// Descriptors kept for everything but client connections: the database pool, outgoing
 /// calls, files.
@@ -239,10 +240,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Can
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(Answering::new(stream)), service);
             tokio::pin!(connection);
             tokio::select! {
-                _ = connection.as_mut() => {}
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection closed on an error");
+                    }
+                }
                 _ = conn.close.cancelled() => {}
                 _ = stop.cancelled() => {
                     connection.as_mut().graceful_shutdown();

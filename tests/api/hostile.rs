@@ -253,6 +253,13 @@ mod raw {
         }
     }
 
+    /// Reads until the server closes the connection (at most `within`).
+    pub async fn until_closed(s: &mut TcpStream, within: Duration) -> String {
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(within, s.read_to_end(&mut got)).await;
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
     pub async fn send(s: &mut TcpStream, bytes: &str) {
         let _ = s.write_all(bytes.as_bytes()).await;
     }
@@ -410,7 +417,7 @@ async fn null_and_charset_are_handled_consistently() {
 }
 
 /// The server's own refusals have the JSON error shape: a request target or headers over
-/// their bounds.
+/// their bounds, and requests too malformed to reach the router.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_s_own_refusals_are_json() {
     let db = TestDb::new(Db::Sqlite).await;
@@ -429,4 +436,43 @@ async fn the_server_s_own_refusals_are_json() {
     assert_eq!(r.status().as_u16(), 431);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "headers_too_large", "{body}");
+
+    let many_headers: String = (0..150).map(|i| format!("X-H{i}: a\r\n")).collect();
+    for (request, status, code) in [
+        ("GARBAGE\r\n\r\n".to_string(), 400, "malformed_request"),
+        (
+            "GET /he lth HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "GET /health HTTP/1.1\r\nHo st: x\r\n\r\n".into(),
+            400,
+            "malformed_request",
+        ),
+        (
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            format!(
+                "GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(500_000)
+            ),
+            431,
+            "headers_too_large",
+        ),
+    ] {
+        let mut s = raw::connect(server.port).await;
+        raw::send(&mut s, &request).await;
+        let answer = raw::until_closed(&mut s, Duration::from_secs(3)).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(head.contains("content-type: application/json"), "{answer}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    // The server still answers.
+    assert!(timed_health(&server).await < Duration::from_millis(500));
 }

@@ -657,13 +657,16 @@ async fn api_token_guards_every_endpoint_but_health(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let resp = client()
-        .get(server.url("/jobs"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    // The scheme is matched in any case (RFC 9110, section 11.1).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let resp = client()
+            .get(server.url("/jobs"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{scheme}");
+    }
 }
 
 async fn forbid_skips_a_fire_while_the_previous_call_runs(db: Db) {
@@ -726,8 +729,16 @@ async fn the_target_policy_blocks_loopback_unless_allowed(db: Db) {
     for api in [
         target.url(),
         "http://[::ffff:127.0.0.1]:9/hook".to_owned(),
-        "http://[64:ff9b::a9fe:a9fe]/latest".to_owned(),
         "http://169.254.169.254/latest".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+        "http://[fd00::1]/hook".to_owned(),
+        // Every IPv6 form that carries an IPv4 address: NAT64, 6to4, IPv4-compatible,
+        // IPv4-translated; and the deprecated site-local range.
+        "http://[64:ff9b::a9fe:a9fe]/latest".to_owned(),
+        "http://[2002:7f00:1::1]/hook".to_owned(),
+        "http://[::127.0.0.1]/hook".to_owned(),
+        "http://[::ffff:0:10.0.0.1]/hook".to_owned(),
+        "http://[fec0::1]/hook".to_owned(),
     ] {
         let r = crate::common::client()
             .post(server.url("/jobs"))

@@ -129,12 +129,12 @@ impl Server {
         env: &[(&str, String)],
         nofile: Option<u32>,
     ) -> Result<Server, String> {
-        let bin = env!("CARGO_BIN_EXE_cronhook");
+        let bin = binary();
         let mut cmd = match nofile {
-            None => Command::new(bin),
+            None => Command::new(&bin),
             Some(n) => {
                 let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin]);
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), &bin]);
                 c
             }
         };
@@ -469,4 +469,10 @@ pub async fn executions_of(server: &Server, job: &str) -> Vec<serde_json::Value>
         .unwrap();
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
+}
+
+/// The binary under test: this build's, or the one `CRONHOOK_TEST_BIN` names (to run the
+/// end-to-end tests against another build, such as one from before a fix).
+pub fn binary() -> String {
+    std::env::var("CRONHOOK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cronhook").to_owned())
 }
