@@ -20,9 +20,10 @@ use crate::retention::Pruner;
 use crate::scheduler::claimer::Claimer;
 use crate::scheduler::timer::Timer;
 use crate::store::{self, Backend, ClaimParams, DynStore, StoreError};
+use crate::worker::dispatch::Dispatch;
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
-use crate::worker::{Queue, WorkerPool, WorkerStats};
+use crate::worker::{WorkerPool, WorkerStats};
 
 /// Jobs advanced by one claim transaction.
 const CLAIM_BATCH: u32 = 2000;
@@ -136,7 +137,7 @@ impl Application {
         // Downstream first: each part is built with the handle of the next.
         let workers = parts.start_workers();
         let wake = Arc::new(Notify::new());
-        tasks.extend(parts.start_scheduler(workers.queue.clone(), wake.clone())?);
+        tasks.extend(parts.start_scheduler(workers.dispatch.clone(), wake.clone())?);
         if store.backend() == Backend::Postgres {
             // At least every third of the lease, so a healthy node's view of changes never
             // ages past its fence.
@@ -166,7 +167,7 @@ impl Application {
                 workers.gate,
                 wake,
                 lease.clone(),
-                workers.stats,
+                workers.dispatch,
                 config.target_policy.clone(),
                 clock,
             ),
@@ -216,11 +217,9 @@ struct Parts<'a> {
 /// The started worker side.
 struct Workers {
     /// Where the timer puts due fires.
-    queue: Arc<Queue>,
+    dispatch: Arc<Dispatch>,
     /// Consulted before each call; changes are applied to it by the API and the poll.
     gate: Arc<Gate>,
-    /// Queue sizes, for health.
-    stats: Arc<WorkerStats>,
     /// The workers.
     pool: WorkerPool,
     /// The outcome writer.
@@ -231,9 +230,14 @@ impl Parts<'_> {
     /// The queue, the workers with their executor, and the outcome writer.
     fn start_workers(&self) -> Workers {
         let stats = Arc::new(WorkerStats::default());
-        let queue = Arc::new(Queue::new(stats.clone()));
         let gate = Arc::new(Gate::new(self.store.backend() == Backend::Postgres));
         let (reports, incoming) = unbounded_channel();
+        let dispatch = Arc::new(Dispatch::new(
+            self.config.lanes,
+            stats.clone(),
+            self.clock.clone(),
+            reports.downgrade(),
+        ));
         let writer = tokio::spawn(
             OutcomeWriter {
                 incoming,
@@ -245,6 +249,7 @@ impl Parts<'_> {
         let executor = Arc::new(Executor {
             client: Executor::client(&self.config.target_policy),
             timeout: self.config.call_timeout,
+            max_timeout: self.config.max_call_timeout,
             retry: self.config.retry,
             store: self.store.clone(),
             lease: self.lease.clone(),
@@ -256,32 +261,31 @@ impl Parts<'_> {
             policy: self.config.target_policy.clone(),
         });
         let pool = WorkerPool::start(
-            self.config.worker_concurrency,
-            queue.clone(),
+            self.config.lanes,
+            dispatch.clone(),
             executor,
             self.stop.clone(),
         );
         Workers {
-            queue,
+            dispatch,
             gate,
-            stats,
             pool,
             writer,
         }
     }
 
-    /// The timer, feeding `queue`, and the claimer, feeding the timer; `wake` wakes the
+    /// The timer, feeding `dispatch`, and the claimer, feeding the timer; `wake` wakes the
     /// claimer early.
     fn start_scheduler(
         &self,
-        queue: Arc<Queue>,
+        dispatch: Arc<Dispatch>,
         wake: Arc<Notify>,
     ) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
         let (timer, incoming) = unbounded_channel();
         let timer_task = tokio::spawn(
             Timer {
                 incoming,
-                queue,
+                dispatch,
                 clock: self.clock.clone(),
             }
             .run(self.stop.clone()),

@@ -80,12 +80,24 @@ pub struct Settings {
     /// Most client connections open at once; kept below the descriptor limit (RLIMIT_NOFILE, raised to its hard limit at start) less 64.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = Setting(whole::<usize>(8..=1_000_000)))]
     pub max_connections: usize,
-    /// Most HTTP calls in flight at once (1 to 10000).
+    /// Workers starting calls (1 to 10000): a call holds its worker until it ends or SLOW_CALL_MS passes.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10, value_parser = Setting(whole::<usize>(1..=10_000)))]
     pub worker_concurrency: usize,
+    /// Most calls in flight to one host (host:port), young and slow together; unset means WORKER_CONCURRENCY.
+    #[arg(long, env = "HOST_CONCURRENCY", default_value = "", hide_default_value = true, value_parser = Setting(unset_or(whole::<usize>(1..=10_000))))]
+    pub host_concurrency: std::option::Option<usize>,
+    /// A call running longer than this gives its worker back and goes on as a slow call; its host is served from the slow calls until one of its calls is fast again (at least 10).
+    #[arg(long, env = "SLOW_CALL_MS", default_value_t = 1_000, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
+    pub slow_call_ms: u64,
+    /// Most slow calls in flight at once (0 to 100000; 0 keeps every call on its worker).
+    #[arg(long, env = "MAX_SLOW_CALLS", default_value_t = 100, value_parser = Setting(whole::<usize>(0..=100_000)))]
+    pub max_slow_calls: usize,
     /// Timeout of one call (at least 1).
     #[arg(long, env = "CALL_TIMEOUT_MS", default_value_t = 30_000, value_parser = Setting(whole::<u64>(1..=DAY_MS)))]
     pub call_timeout_ms: u64,
+    /// Ceiling on every call's timeout, a job's timeoutMs and CALL_TIMEOUT_MS alike (at least 1).
+    #[arg(long, env = "MAX_CALL_TIMEOUT_MS", default_value_t = 120_000, value_parser = Setting(whole::<u64>(1..=DAY_MS)))]
+    pub max_call_timeout_ms: u64,
     /// How long in-flight calls may finish on SIGINT/SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
     pub shutdown_grace_ms: u64,
@@ -165,10 +177,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The HTTP server's limits.
     pub server: crate::api::serve::Limits,
-    /// Most calls in flight at once.
-    pub worker_concurrency: usize,
-    /// Timeout of one call.
+    /// How calls share the workers.
+    pub lanes: crate::worker::dispatch::Limits,
+    /// Timeout of one call (at most `max_call_timeout`).
     pub call_timeout: Duration,
+    /// Ceiling on every call's timeout.
+    pub max_call_timeout: Duration,
     /// How long in-flight calls may finish at shutdown.
     pub shutdown_grace: Duration,
     /// A node silent for this long is dead; its fires are recovered.
@@ -212,8 +226,15 @@ impl From<Settings> for Config {
                 idle_timeout: ms(s.idle_timeout_ms),
                 max_connections: s.max_connections,
             },
-            worker_concurrency: s.worker_concurrency,
-            call_timeout: ms(s.call_timeout_ms),
+            lanes: crate::worker::dispatch::Limits {
+                workers: s.worker_concurrency,
+                host_calls: s.host_concurrency.unwrap_or(s.worker_concurrency),
+                slow_calls: s.max_slow_calls,
+                slow_after: ms(s.slow_call_ms),
+                late_after: ms(s.misfire_threshold_ms),
+            },
+            call_timeout: ms(s.call_timeout_ms.min(s.max_call_timeout_ms)),
+            max_call_timeout: ms(s.max_call_timeout_ms),
             shutdown_grace: ms(s.shutdown_grace_ms),
             lease: ms(s.lease_ms),
             lookahead: ms(s.lookahead_ms),
@@ -403,7 +424,9 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.port, 3000);
         assert_eq!(c.host.to_string(), "127.0.0.1");
-        assert_eq!(c.worker_concurrency, 10);
+        assert_eq!(c.lanes.workers, 10);
+        assert_eq!(c.lanes.host_calls, 10);
+        assert_eq!(c.max_call_timeout, Duration::from_secs(120));
         assert_eq!(c.call_timeout, Duration::from_secs(30));
         assert_eq!(c.lease, Duration::from_secs(15));
         assert_eq!(c.claim_interval, Duration::from_millis(250));
@@ -487,7 +510,7 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.api_token, None);
         assert_eq!(c.retention.max_age, None);
-        assert_eq!(c.worker_concurrency, 7);
+        assert_eq!(c.lanes.workers, 7);
     }
 
     #[test]
@@ -498,7 +521,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 31);
+        assert_eq!(settings.len(), 35);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

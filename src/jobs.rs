@@ -19,7 +19,7 @@ use crate::store::group::JobWriter;
 use crate::store::{
     DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered, Update,
 };
-use crate::worker::WorkerStats;
+use crate::worker::dispatch::Dispatch;
 use crate::worker::target_policy::TargetPolicy;
 
 /// Attempts at a change that keeps meeting concurrent changes.
@@ -55,6 +55,10 @@ pub struct Health {
     pub queued: usize,
     /// Calls in flight.
     pub active: usize,
+    /// Of those, calls that gave their worker back.
+    pub slow: usize,
+    /// How long the longest-waiting due fire has waited.
+    pub behind: std::time::Duration,
 }
 
 /// The operations on jobs, shared by every request handler.
@@ -71,8 +75,8 @@ pub struct Service {
     /// This node's identities and lease: a change waits for the other nodes' confirmations
     /// at most as long as a silent node takes to fence itself.
     lease: Arc<Lease>,
-    /// Worker queue sizes, read for health.
-    stats: Arc<WorkerStats>,
+    /// The dispatcher, read for health.
+    workers: Arc<Dispatch>,
     /// Which addresses calls may reach: a target it refuses by its very URL is refused at
     /// creation.
     policy: Arc<TargetPolicy>,
@@ -88,7 +92,7 @@ impl Service {
         gate: Arc<Gate>,
         claimer: Arc<Notify>,
         lease: Arc<Lease>,
-        stats: Arc<WorkerStats>,
+        workers: Arc<Dispatch>,
         policy: Arc<TargetPolicy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -98,7 +102,7 @@ impl Service {
             gate,
             claimer,
             lease,
-            stats,
+            workers,
             policy,
             clock,
         }
@@ -275,10 +279,13 @@ impl Service {
                 PING_TIMEOUT.as_millis()
             )),
         };
+        let stats = self.workers.stats();
         Health {
             store,
-            queued: self.stats.queued.load(Ordering::Acquire),
-            active: self.stats.active.load(Ordering::Acquire),
+            queued: stats.queued.load(Ordering::Acquire),
+            active: stats.active.load(Ordering::Acquire),
+            slow: stats.slow.load(Ordering::Acquire),
+            behind: self.workers.behind(),
         }
     }
 

@@ -72,6 +72,7 @@ conformance!(
     case_handed_back_fires_follow_the_misfire_policy,
     case_an_abandoned_attempt_ends_unknown,
     case_nodes_confirm_reading_changes,
+    case_the_forbid_check_reads_an_index,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1907,4 +1908,48 @@ async fn case_nodes_confirm_reading_changes(kind: Db) {
         .unwrap();
     assert!(s.unconfirmed(secs(-15), secs(3)).await.unwrap().is_empty());
     assert_eq!(s.unconfirmed(secs(-15), ms(3001)).await.unwrap().len(), 2);
+}
+
+/// Case 27: The forbid check (is another attempt of the job running?) is answered from the
+/// partial index of started attempts, not by reading the job's whole history.
+async fn case_the_forbid_check_reads_an_index(kind: Db) {
+    use sqlx::Connection;
+    let db = TestDb::new(kind).await;
+    let _store = store::connect(&db.url, 2)
+        .await
+        .expect("connect and migrate");
+    let id = Uuid::now_v7();
+    let sql = store::OTHER_RUNNING
+        .replace("$1", &format!("'{id}'"))
+        .replace("$2", &format!("'{id}'"));
+    let plan: Vec<String> = match kind {
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            // On an empty table any plan is cheap: forbid the sequential scan to see
+            // whether an index serves the query at all.
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let sql = sql.replace(&format!("'{id}'"), "X'00'");
+            sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {sql}"
+            )))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.3)
+            .collect()
+        }
+    };
+    let plan = plan.join("\n");
+    assert!(plan.contains("executions_running"), "{plan}");
 }

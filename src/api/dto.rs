@@ -509,10 +509,10 @@ pub struct CronNext {
 /// Liveness of the store and the worker queue.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `healthy` or `unhealthy`.
+    /// `healthy`, `degraded` (serving, but due fires have waited over 1 s) or `unhealthy`.
     pub status: String,
     pub timestamp: String,
-    /// Why it is unhealthy.
+    /// Why it is degraded or unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub worker: WorkerHealth,
@@ -522,8 +522,14 @@ pub struct Health {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerHealth {
+    /// Fires due and waiting to start.
     pub queue_size: u64,
+    /// Calls in flight, slow calls included.
     pub active_workers: u64,
+    /// Calls in flight that outlived SLOW_CALL_MS and gave their worker back.
+    pub slow_calls: u64,
+    /// How long the longest-waiting due fire has waited past its instant (ms).
+    pub behind_ms: u64,
 }
 
 /// What `/dummy` received.

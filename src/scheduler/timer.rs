@@ -10,7 +10,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::worker::{Held, Queue};
+use crate::worker::Held;
+use crate::worker::dispatch::Dispatch;
 
 /// A held fire ordered by due instant, then arrival.
 struct Entry {
@@ -44,7 +45,7 @@ pub struct Timer {
     /// Claimed fires arrive here, from the claimer only.
     pub incoming: UnboundedReceiver<Vec<Held>>,
     /// Where due fires go.
-    pub queue: Arc<Queue>,
+    pub dispatch: Arc<Dispatch>,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -56,11 +57,15 @@ impl Timer {
         let mut seq = 0u64;
         loop {
             let now_ms = self.clock.now().timestamp_millis();
+            // The fires of one instant go together, so the dispatcher shares them out
+            // among their hosts rather than in arrival order.
+            let mut due = Vec::new();
             while heap.peek().is_some_and(|Reverse(e)| e.due_ms <= now_ms) {
                 if let Some(Reverse(e)) = heap.pop() {
-                    self.queue.push(e.held);
+                    due.push(e.held);
                 }
             }
+            self.dispatch.push(due);
             let wait = heap
                 .peek()
                 .map(|Reverse(e)| Duration::from_millis((e.due_ms - now_ms) as u64))

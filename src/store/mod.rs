@@ -26,7 +26,7 @@ use crate::domain::fire::{Fire, Outcome};
 use crate::domain::job::{JobState, NewJob};
 
 pub use claim::ScheduleCache;
-pub use rows::{DELETED, JobChange};
+pub use rows::{DELETED, JobChange, OTHER_RUNNING};
 pub use shared::CommonOps;
 
 /// Why a store operation failed.

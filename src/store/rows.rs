@@ -378,7 +378,7 @@ pub(crate) const RECLAIM_STARTED_AT_LEAST_ONCE: &str = "UPDATE executions SET st
      AND j.delivery = 'ATLEAST_ONCE')";
 
 /// Whether another attempt of job `$1` than `$2` is running.
-pub(crate) const OTHER_RUNNING: &str =
+pub const OTHER_RUNNING: &str =
     "SELECT COUNT(*) FROM executions WHERE job_id = $1 AND state = 'started' AND id <> $2";
 
 /// Marks attempt `$1`, claimed by `$2`, started at `$3`.

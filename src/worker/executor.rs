@@ -40,8 +40,10 @@ const TEXT: &str = "text/plain; charset=utf-8";
 pub struct Executor {
     /// The HTTP client (connection pool shared by all workers).
     pub client: reqwest::Client,
-    /// Timeout of one call.
+    /// Timeout of one call without its own.
     pub timeout: Duration,
+    /// Ceiling on every call's timeout, the job's own included.
+    pub max_timeout: Duration,
     /// The global retry defaults.
     pub retry: RetryPolicy,
     /// Marks ATMOST_ONCE and exclusive attempts started.
@@ -252,7 +254,8 @@ impl Executor {
         let timeout = fire
             .call
             .timeout_ms
-            .map_or(self.timeout, Duration::from_millis);
+            .map_or(self.timeout, Duration::from_millis)
+            .min(self.max_timeout);
         let mut resp = match self.request(fire, executed_at, timeout).send().await {
             Ok(r) => r,
             Err(e) => {

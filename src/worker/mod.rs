@@ -1,21 +1,25 @@
-//! The worker side: due fires wait in the queue, at most `concurrency` calls run at once,
-//! the executor makes each call and the outcome writer stores what it did. Work only moves
+//! The worker side: due fires wait in the dispatcher, which shares the workers out among
+//! target hosts (see [`dispatch`]), the executor makes each call and the outcome writer
+//! stores what it did. Work only moves
 //! forward from here: a retry or a fire that could not start is written to the store, and
 //! comes back through the claimer like every other attempt.
 
+pub mod dispatch;
 pub mod executor;
 pub mod outcomes;
 pub mod signing;
 pub mod target_policy;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::domain::fire::Fire;
+use dispatch::{Dispatch, Lane, Limits, Ticket};
 use executor::Executor;
 
 /// A fire held in memory, tagged with the node identity it was claimed under.
@@ -39,84 +43,112 @@ pub struct WorkerStats {
     pub queued: AtomicUsize,
     /// Calls in flight.
     pub active: AtomicUsize,
+    /// Calls in flight that gave their worker back (slow calls).
+    pub slow: AtomicUsize,
 }
 
-/// The queue between the timer and the workers: many producers, many consumers.
-pub struct Queue {
-    /// Due fires in order.
-    tx: flume::Sender<Held>,
-    /// Each worker takes the next fire from its own handle.
-    rx: flume::Receiver<Held>,
-    /// Sizes for the health endpoint.
-    stats: Arc<WorkerStats>,
-}
-
-impl Queue {
-    /// An empty queue reporting into `stats`.
-    pub fn new(stats: Arc<WorkerStats>) -> Self {
-        let (tx, rx) = flume::unbounded();
-        Queue { tx, rx, stats }
-    }
-
-    /// Adds a due fire.
-    pub fn push(&self, held: Held) {
-        self.stats.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(held).is_err() {
-            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    async fn pop(&self) -> Option<Held> {
-        let held = self.rx.recv_async().await.ok();
-        if held.is_some() {
-            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-        held
-    }
-}
-
-/// The running workers.
+/// The running workers, and the slow calls they handed off.
 pub struct WorkerPool {
     /// One task per worker.
     tasks: JoinSet<()>,
+    /// The slow calls.
+    slow: TaskTracker,
+    /// Cancelled to abandon the slow calls still running after the grace period.
+    abandon: CancellationToken,
 }
 
 impl WorkerPool {
-    /// Starts `concurrency` workers taking from `queue` until `stop`.
+    /// Starts `limits.workers` workers taking from `dispatch` until `stop`.
     pub fn start(
-        concurrency: usize,
-        queue: Arc<Queue>,
+        limits: Limits,
+        dispatch: Arc<Dispatch>,
         executor: Arc<Executor>,
         stop: CancellationToken,
     ) -> Self {
         let mut tasks = JoinSet::new();
-        for _ in 0..concurrency {
-            let queue = queue.clone();
-            let executor = executor.clone();
+        let slow = TaskTracker::new();
+        let abandon = CancellationToken::new();
+        for _ in 0..limits.workers {
+            let worker = Worker {
+                dispatch: dispatch.clone(),
+                executor: executor.clone(),
+                slow: slow.clone(),
+                abandon: abandon.clone(),
+                slow_after: limits.slow_after,
+            };
             let stop = stop.clone();
             tasks.spawn(async move {
                 loop {
-                    let held = tokio::select! {
+                    let (held, ticket) = tokio::select! {
                         biased;
                         _ = stop.cancelled() => return,
-                        held = queue.pop() => match held { Some(h) => h, None => return },
+                        taken = worker.dispatch.pop() => taken,
                     };
-                    executor.run(held).await;
+                    worker.run(held, ticket).await;
                 }
             });
         }
-        WorkerPool { tasks }
+        WorkerPool {
+            tasks,
+            slow,
+            abandon,
+        }
     }
 
     /// Waits up to `grace` for the calls in flight, then abandons the rest (their fires
     /// are recovered from the store). Returns how many were abandoned.
     pub async fn drain(mut self, grace: Duration) -> usize {
-        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        self.slow.close();
+        let all_done = async {
+            while self.tasks.join_next().await.is_some() {}
+            self.slow.wait().await;
+        };
         if tokio::time::timeout(grace, all_done).await.is_ok() {
             return 0;
         }
-        let left = self.tasks.len();
+        let left = self.tasks.len() + self.slow.len();
         self.tasks.shutdown().await;
+        self.abandon.cancel();
+        self.slow.wait().await;
         left
+    }
+}
+
+/// One worker's handles.
+struct Worker {
+    dispatch: Arc<Dispatch>,
+    executor: Arc<Executor>,
+    slow: TaskTracker,
+    abandon: CancellationToken,
+    slow_after: Duration,
+}
+
+impl Worker {
+    /// Runs one call: on this worker until it ends or outlives `slow_after`, then (if there
+    /// is room) on its own as a slow call while the worker takes the next fire.
+    async fn run(&self, held: Held, mut ticket: Ticket) {
+        let started = Instant::now();
+        let executor = self.executor.clone();
+        let mut call = Box::pin(async move { executor.run(held).await });
+        if ticket.lane == Lane::Worker {
+            loop {
+                match tokio::time::timeout(self.slow_after, call.as_mut()).await {
+                    Ok(()) => {
+                        self.dispatch.done(ticket, started.elapsed());
+                        return;
+                    }
+                    Err(_) if self.dispatch.to_slow(&mut ticket) => break,
+                    Err(_) => {}
+                }
+            }
+        }
+        let (dispatch, abandon) = (self.dispatch.clone(), self.abandon.clone());
+        self.slow.spawn(async move {
+            tokio::select! {
+                () = call => {}
+                _ = abandon.cancelled() => {}
+            }
+            dispatch.done(ticket, started.elapsed());
+        });
     }
 }

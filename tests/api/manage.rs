@@ -25,6 +25,7 @@ both_backends!(
     history_is_pruned_to_the_newest_k,
     openapi_document_and_docs_are_served_offline,
     a_job_timeout_cuts_a_slow_call,
+    max_call_timeout_caps_every_timeout,
 );
 
 async fn send(
@@ -938,4 +939,32 @@ async fn a_job_timeout_cuts_a_slow_call(db: Db) {
         (300..1200).contains(&took),
         "cut at the job's timeout, not the target's 1.5 s: {took} ms"
     );
+}
+
+async fn max_call_timeout_caps_every_timeout(db: Db) {
+    let slow = Behaviour {
+        delay: Duration::from_millis(3000),
+        ..Behaviour::default()
+    };
+    // The job allows ten minutes; the node's ceiling is 400 ms.
+    let job = json!({"schedule": "0 0 0 1 1 *", "timeoutMs": 600000, "retry": {"maxAttempts": 1}});
+    let Setup {
+        server,
+        job: id,
+        db: _db,
+        target: _target,
+    } = setup(db, slow, &[("MAX_CALL_TIMEOUT_MS", "400")], job).await;
+    let (_, v) = post(&server, &format!("/jobs/{id}/trigger")).await;
+    let execution = v["executionId"].as_str().unwrap().to_owned();
+    let path = format!("/jobs/{id}/executions/{execution}");
+    let detail = execution_in_state(&server, &path, "failed", Duration::from_secs(10)).await;
+    assert!(
+        detail["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out after 400 ms"),
+        "{detail}"
+    );
+    let took = detail["durationMs"].as_u64().unwrap();
+    assert!((400..1500).contains(&took), "cut at the ceiling: {took} ms");
 }

@@ -285,6 +285,8 @@ impl Default for Behaviour {
 #[derive(Clone)]
 struct TargetState {
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Calls so far per fire, so a call finds its predecessors without reading them all.
+    seen: Arc<Mutex<HashMap<String, u32>>>,
     behaviour: Arc<Mutex<Behaviour>>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
     max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
@@ -303,6 +305,7 @@ impl Target {
         let port = listener.local_addr().unwrap().port();
         let state = TargetState {
             calls: Arc::default(),
+            seen: Arc::default(),
             behaviour: Arc::new(Mutex::new(behaviour)),
             in_flight: Arc::default(),
             max_in_flight: Arc::default(),
@@ -389,10 +392,12 @@ async fn hook(
     };
     let b = s.behaviour.lock().unwrap().clone();
     let earlier = {
-        let mut calls = s.calls.lock().unwrap();
-        let n = calls.iter().filter(|c| c.key == call.key).count() as u32;
-        calls.push(call);
-        n
+        let mut seen = s.seen.lock().unwrap();
+        let n = seen.entry(call.key.clone()).or_insert(0);
+        *n += 1;
+        let earlier = *n - 1;
+        s.calls.lock().unwrap().push(call);
+        earlier
     };
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(now, Ordering::SeqCst);

@@ -10,6 +10,7 @@ mod common;
 mod changes;
 mod clocks;
 mod crash;
+mod fairness;
 mod nodes;
 mod outage;
 #[cfg(unix)]

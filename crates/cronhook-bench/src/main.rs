@@ -67,6 +67,10 @@ enum Scenario {
         /// with each.
         #[arg(long, value_delimiter = ',', default_values_t = [scenarios::DEFAULT_WORKERS])]
         workers: Vec<usize>,
+        /// Jobs beside them, every second, on a target that never answers (`timeoutMs`
+        /// 30000); only the others are measured.
+        #[arg(long, default_value_t = 0)]
+        hanging: usize,
     },
     /// Many jobs and a large history: creation, idle memory, restart to first fire, latency.
     Scale {
@@ -147,6 +151,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             jobs,
             seconds,
             workers,
+            hanging,
         } => {
             let mut rows = Vec::new();
             for &backend in &which {
@@ -157,7 +162,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                             backend.name()
                         );
                         let r =
-                            scenarios::precision(&bin, &args.pg, backend, n, *seconds, w).await?;
+                            scenarios::precision(&bin, &args.pg, backend, n, *hanging, *seconds, w)
+                                .await?;
                         eprintln!("  {r:?}");
                         rows.push(r);
                     }
@@ -206,6 +212,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                         &args.pg,
                         backend,
                         500,
+                        0,
                         8,
                         scenarios::DEFAULT_WORKERS,
                     )

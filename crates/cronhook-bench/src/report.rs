@@ -15,7 +15,10 @@ pub fn precision(rows: &[PrecisionResult]) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |\n",
             r.backend.name(),
-            r.jobs,
+            match r.hanging {
+                0 => r.jobs.to_string(),
+                h => format!("{} + {h} hanging", r.jobs),
+            },
             r.workers,
             r.seconds,
             r.expected,

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::db::{Backend, BenchDb};
 use crate::load::{self, Timings, percentile};
 use crate::service::Service;
-use crate::target::Target;
+use crate::target::{Silent, Target};
 
 /// Concurrency used to create jobs.
 const CREATE_CONCURRENCY: usize = 64;
@@ -19,6 +19,8 @@ const CREATE_CONCURRENCY: usize = 64;
 pub struct PrecisionResult {
     pub backend: Backend,
     pub jobs: usize,
+    /// Jobs beside them whose target never answers (their fires are not measured).
+    pub hanging: usize,
     pub workers: usize,
     pub seconds: u64,
     pub expected: usize,
@@ -49,18 +51,28 @@ async fn sleep_until_ms(t: i64) {
 }
 
 /// N jobs firing every second for `seconds`: lag of each call, missed and duplicate fires,
-/// the service's CPU and peak memory.
+/// the service's CPU and peak memory. With `hanging` > 0, that many more jobs fire every
+/// second at a target that never answers (`timeoutMs` 30000), and only the N are measured.
 pub async fn precision(
     bin: &Path,
     admin: &str,
     backend: Backend,
     jobs: usize,
+    hanging: usize,
     seconds: u64,
     workers: usize,
 ) -> anyhow::Result<PrecisionResult> {
     let db = BenchDb::create(backend, admin).await?;
     let svc = Service::start(bin, &db.url, &db.log_path(), workers).await?;
     let target = Target::start().await?;
+    let silent = Silent::start().await?;
+    for _ in 0..hanging {
+        load::create_one(
+            &svc.base,
+            json!({"schedule": "* * * * * *", "api": silent.url, "timeoutMs": 30000}),
+        )
+        .await?;
+    }
     load::create_jobs(&svc.base, &target.url, jobs, CREATE_CONCURRENCY, |_| {
         "* * * * * *".into()
     })
@@ -105,6 +117,7 @@ pub async fn precision(
     let result = PrecisionResult {
         backend,
         jobs,
+        hanging,
         workers,
         seconds,
         expected,

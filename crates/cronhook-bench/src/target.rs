@@ -79,6 +79,37 @@ impl Target {
     }
 }
 
+/// A target that accepts connections and never answers: a hanging neighbour.
+pub struct Silent {
+    /// URL to register as `api`.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    /// Binds a loopback port and holds every connection open, unanswered.
+    pub async fn start() -> anyhow::Result<Silent> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        Ok(Silent {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            task,
+        })
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         self.task.abort();
