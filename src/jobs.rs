@@ -269,6 +269,12 @@ impl Service {
         // The answer says what, never why: database and role names, hosts and paths stay
         // in the log, since `/health` is open to anyone.
         let store = match tokio::time::timeout(PING_TIMEOUT, self.store.ping()).await {
+            // The database answers, but this node's heartbeat, a write, has not been stored
+            // within the fence: a read-only file, a full disk, a permission. The node makes
+            // no calls until one is (the heartbeat's error is in the log).
+            Ok(Ok(())) if !self.lease.fresh() => {
+                Err("database not writable: this node's heartbeat is not being stored, so it makes no calls".to_owned())
+            }
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "health check: the database did not answer");

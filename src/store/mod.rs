@@ -55,7 +55,8 @@ impl From<sqlx::Error> for StoreError {
                 // PostgreSQL: connection exceptions (08), serialization failures and deadlocks
                 // (40), insufficient resources (53), shutdown and cancellation (57),
                 // read-only after a failover (25006). SQLite, by the primary code of an
-                // extended one: busy (5), locked (6), I/O error (10), full (13). Which
+                // extended one: busy (5), locked (6), read-only (8), I/O error (10), full
+                // (13). Which
                 // database answered decides: a PostgreSQL SQLSTATE such as 22021 is digits too.
                 let transient = if db
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
@@ -64,7 +65,7 @@ impl From<sqlx::Error> for StoreError {
                     ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) || code == "25006"
                 } else {
                     let primary = code.parse::<i32>().ok().map(|c| c & 0xff);
-                    matches!(primary, Some(5 | 6 | 10 | 13))
+                    matches!(primary, Some(5 | 6 | 8 | 10 | 13))
                 };
                 if transient {
                     StoreError::Unavailable(e.to_string())
