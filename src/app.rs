@@ -2,8 +2,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -11,6 +12,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::backoff::Backoff;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::gate::Gate;
@@ -29,6 +31,9 @@ use crate::worker::{WorkerPool, WorkerStats};
 const CLAIM_BATCH: u32 = 2000;
 /// How long the outcome writer may take to store what is left at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// First and longest pause between attempts to reach the database at start-up.
+const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(250);
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// Bound on each store call made while shutting down.
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -39,14 +44,22 @@ async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result
         .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
 }
 
-/// A built service: store connected and migrated, port bound.
+/// A built service: port bound and answering (as starting until the service runs), store
+/// connected and migrated.
 pub struct Application {
     /// Settings.
     config: Config,
     /// The store.
     store: DynStore,
-    /// The bound listener.
-    listener: TcpListener,
+    /// The bound address.
+    addr: SocketAddr,
+    /// The HTTP server, running since the port was bound.
+    server: tokio::task::JoinHandle<()>,
+    /// Where the service's router goes once it runs; until then the server answers as
+    /// starting.
+    ready: Arc<OnceLock<axum::Router>>,
+    /// Stops the server (and, once running, every part).
+    stop: CancellationToken,
     /// The clock every part reads: the database's on PostgreSQL, else the wall clock.
     clock: Arc<dyn Clock>,
     /// On PostgreSQL, the same clock, anchored to the database's at each heartbeat.
@@ -54,14 +67,42 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the store (applying migrations) and binds the port.
+    /// Binds the port and serves `/health` as starting at once, then connects the store
+    /// (applying migrations), waiting for a database that does not answer yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = store::connect(&config.database_url, config.db_pool_size).await?;
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port))
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port)
             })?;
+        let addr = listener.local_addr()?;
+        let fds = api::serve::raise_fd_limit();
+        let limits = api::serve::Limits {
+            max_connections: api::serve::connection_bound(config.server.max_connections, fds),
+            ..config.server
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            descriptor_limit = fds,
+            "client connections bounded"
+        );
+        let stop = CancellationToken::new();
+        let ready = Arc::new(OnceLock::new());
+        let attempts = Arc::new(AtomicU32::new(0));
+        let server = tokio::spawn(api::serve::serve(
+            listener,
+            api::starting::router(ready.clone(), attempts.clone()),
+            limits,
+            stop.clone(),
+        ));
+        let store = match connect_store(&config, &attempts, addr).await {
+            Ok(store) => store,
+            Err(e) => {
+                stop.cancel();
+                let _ = server.await;
+                return Err(e);
+            }
+        };
         let (clock, shared): (Arc<dyn Clock>, _) = match store.backend() {
             Backend::Postgres => {
                 let shared = Arc::new(SharedClock::default());
@@ -72,7 +113,10 @@ impl Application {
         Ok(Application {
             config,
             store,
-            listener,
+            addr,
+            server,
+            ready,
+            stop,
             clock,
             shared,
         })
@@ -80,7 +124,7 @@ impl Application {
 
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.addr.port()
     }
 
     /// Serves until `shutdown` resolves, then stops claiming, lets calls in flight finish
@@ -101,11 +145,13 @@ impl Application {
         let Application {
             config,
             store,
-            listener,
+            addr,
+            server,
+            ready,
+            stop,
             clock,
             shared,
         } = self;
-        let stop = CancellationToken::new();
         let lease_stop = CancellationToken::new();
         let lease = Arc::new(Lease::new(config.lease, clock.clone()));
         let keeper = LeaseKeeper {
@@ -173,19 +219,8 @@ impl Application {
             ),
             token: config.api_token.as_deref().map(Arc::from),
         });
-        let addr = listener.local_addr()?;
+        let _ = ready.set(app);
         tracing::info!(%addr, database = store_kind(&config.database_url), "cronhook listening");
-        let fds = api::serve::raise_fd_limit();
-        let limits = api::serve::Limits {
-            max_connections: api::serve::connection_bound(config.server.max_connections, fds),
-            ..config.server
-        };
-        tracing::info!(
-            max_connections = limits.max_connections,
-            descriptor_limit = fds,
-            "client connections bounded"
-        );
-        let server = tokio::spawn(api::serve::serve(listener, app, limits, stop.clone()));
         Ok(Running {
             stop,
             lease_stop,
@@ -243,6 +278,7 @@ impl Parts<'_> {
                 incoming,
                 store: self.store.clone(),
                 lease: self.lease.clone(),
+                stats: stats.clone(),
             }
             .run(),
         );
@@ -250,6 +286,7 @@ impl Parts<'_> {
             client: Executor::client(&self.config.target_policy),
             timeout: self.config.call_timeout,
             max_timeout: self.config.max_call_timeout,
+            max_unstored: self.config.max_unstored_outcomes,
             retry: self.config.retry,
             store: self.store.clone(),
             lease: self.lease.clone(),
@@ -384,6 +421,77 @@ async fn hand_back(store: &DynStore, node: &str) {
     if let Err(e) = bounded(store.remove_node(node)).await {
         tracing::warn!(error = %e, "could not remove the node record");
     }
+}
+
+/// Connects the store, retrying with backoff while the database does not answer (a
+/// connection refused or timed out, a server starting up), each attempt logged, until it
+/// does or `DB_CONNECT_TIMEOUT_MS` passes. A setting that cannot work, or a database that
+/// answers with a refusal, fails at once.
+async fn connect_store(
+    config: &Config,
+    attempts: &AtomicU32,
+    addr: SocketAddr,
+) -> anyhow::Result<DynStore> {
+    let started = Instant::now();
+    let mut backoff = Backoff::new(CONNECT_RETRY_FIRST, CONNECT_RETRY_MAX);
+    loop {
+        let attempt = attempts.fetch_add(1, Ordering::AcqRel) + 1;
+        let connect = store::connect(&config.database_url, config.db_pool_size);
+        // With a limit, an attempt is cut where the limit falls; without, it takes as long
+        // as it takes (a migration of a large database may be slow).
+        let (connected, cut) = match config.db_connect_timeout {
+            Some(limit) => {
+                let left = limit.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, connect).await {
+                    Ok(result) => (result, false),
+                    Err(_) => (
+                        Err(anyhow::anyhow!(
+                            "cannot use {} (DATABASE_URL): no answer",
+                            store::describe(&config.database_url)
+                        )),
+                        true,
+                    ),
+                }
+            }
+            None => (connect.await, false),
+        };
+        let error = match connected {
+            Ok(store) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "connected to the database");
+                }
+                return Ok(store);
+            }
+            Err(e) if cut || worth_waiting_for(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let wait = backoff.next_delay();
+        tracing::warn!(%addr, attempt, error = format!("{error:#}"), retry_in_ms = wait.as_millis() as u64,
+            "the database does not answer yet; /health answers starting until it does");
+        if let Some(limit) = config.db_connect_timeout
+            && started.elapsed() + wait >= limit
+        {
+            return Err(error.context(format!(
+                "gave up after {} ms and {attempt} attempts (DB_CONNECT_TIMEOUT_MS)",
+                started.elapsed().as_millis()
+            )));
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Whether a connection error says the database is not there yet, rather than refusing.
+fn worth_waiting_for(e: &anyhow::Error) -> bool {
+    if e.chain().any(|c| c.is::<store::ConfigError>()) {
+        return false;
+    }
+    e.chain().any(|c| {
+        c.downcast_ref::<sqlx::Error>()
+            .is_some_and(store::unavailable)
+            || c.downcast_ref::<sqlx::migrate::MigrateError>().is_some_and(
+                |m| matches!(m, sqlx::migrate::MigrateError::Execute(e) if store::unavailable(e)),
+            )
+    })
 }
 
 fn store_kind(url: &str) -> &'static str {

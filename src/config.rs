@@ -128,6 +128,12 @@ pub struct Settings {
     /// Cap on the retry delay.
     #[arg(long, env = "RETRY_MAX_BACKOFF_MS", default_value_t = 60_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
     pub retry_max_backoff_ms: u64,
+    /// Most outcomes of calls made that wait for the database (about 400 bytes each); at the bound the node starts no call and fences itself (1 to 10000000).
+    #[arg(long, env = "MAX_UNSTORED_OUTCOMES", default_value_t = 10_000, value_parser = Setting(whole::<usize>(1..=10_000_000)))]
+    pub max_unstored_outcomes: usize,
+    /// When set, start-up gives up (exit 1) if the database has not answered within this; unset waits for it (/health answers starting meanwhile).
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value = "", hide_default_value = true, value_parser = Setting(unset_or(whole::<u64>(0..=DAY_MS))))]
+    pub db_connect_timeout_ms: std::option::Option<u64>,
     /// Connections to PostgreSQL (2 to 1000; SQLite uses 4).
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 10, value_parser = Setting(whole::<u32>(2..=1_000)))]
     pub db_pool_size: u32,
@@ -201,6 +207,10 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Connections to the database.
     pub db_pool_size: u32,
+    /// Most outcomes waiting for the database before the node stops starting calls.
+    pub max_unstored_outcomes: usize,
+    /// How long start-up waits for the database; none waits for it.
+    pub db_connect_timeout: Option<Duration>,
     /// When set, every endpoint but `/health` requires `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
     /// When set, calls of jobs without their own secret are signed with it.
@@ -248,6 +258,8 @@ impl From<Settings> for Config {
                 max_backoff_ms: s.retry_max_backoff_ms,
             },
             db_pool_size: s.db_pool_size,
+            db_connect_timeout: s.db_connect_timeout_ms.map(ms),
+            max_unstored_outcomes: s.max_unstored_outcomes,
             api_token: s.api_token,
             signing_secret: s.signing_secret,
             target_policy: Arc::new(TargetPolicy {
@@ -521,7 +533,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 35);
+        assert_eq!(settings.len(), 37);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

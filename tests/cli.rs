@@ -139,6 +139,8 @@ fn serve_help_lists_every_setting() {
         "RETRY_BACKOFF_MS",
         "RETRY_MAX_BACKOFF_MS",
         "DB_POOL_SIZE",
+        "DB_CONNECT_TIMEOUT_MS",
+        "MAX_UNSTORED_OUTCOMES",
         "API_TOKEN",
         "SIGNING_SECRET",
         "TARGET_POLICY",
@@ -292,18 +294,34 @@ fn a_database_setting_that_cannot_work_exits_2_naming_the_path_once() {
 }
 
 #[test]
-fn an_unreachable_postgres_exits_1_naming_host_port_and_database() {
+fn an_unreachable_postgres_is_waited_for_then_exits_1_naming_host_port_and_database() {
+    let started = Instant::now();
     let out = cronhook()
         .args(["serve"])
         .env("DATABASE_URL", "postgres://u:secretpw@127.0.0.1:1/jobsdb")
         .env("PORT", "0")
+        .env("DB_CONNECT_TIMEOUT_MS", "1500")
         .output()
         .unwrap();
+    let took = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("127.0.0.1:1/jobsdb") && err.contains("DATABASE_URL"),
+        err.contains("127.0.0.1:1/jobsdb")
+            && err.contains("DATABASE_URL")
+            && err.contains("DB_CONNECT_TIMEOUT_MS"),
         "{err}"
     );
     assert!(!err.contains("secretpw"), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "said once: {err}");
+    // Each attempt was logged while it waited, about 1.5 s.
+    let log = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        log.matches("the database does not answer yet").count() >= 1,
+        "{log}"
+    );
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
 }

@@ -74,6 +74,7 @@ async fn an_outcome_the_database_refuses_ends_unknown_and_takes_no_other_with_it
             incoming,
             store: store.clone(),
             lease: lease.clone(),
+            stats: Arc::default(),
         }
         .run(),
     );

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod params;
 pub mod serve;
 pub mod spec;
+pub mod starting;
 
 use std::sync::Arc;
 

@@ -42,39 +42,43 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        match &e {
-            E::Io(_)
-            | E::Tls(_)
-            | E::PoolTimedOut
-            | E::PoolClosed
-            | E::WorkerCrashed
-            | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
-            E::Database(db) => {
-                let code = db.code().unwrap_or_default();
-                // PostgreSQL: connection exceptions (08), serialization failures and deadlocks
-                // (40), insufficient resources (53), shutdown and cancellation (57),
-                // read-only after a failover (25006). SQLite, by the primary code of an
-                // extended one: busy (5), locked (6), read-only (8), I/O error (10), full
-                // (13). Which
-                // database answered decides: a PostgreSQL SQLSTATE such as 22021 is digits too.
-                let transient = if db
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .is_some()
-                {
-                    ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) || code == "25006"
-                } else {
-                    let primary = code.parse::<i32>().ok().map(|c| c & 0xff);
-                    matches!(primary, Some(5 | 6 | 8 | 10 | 13))
-                };
-                if transient {
-                    StoreError::Unavailable(e.to_string())
-                } else {
-                    StoreError::Other(e.to_string())
-                }
-            }
-            _ => StoreError::Other(e.to_string()),
+        if unavailable(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
         }
+    }
+}
+
+/// Whether `e` says the database is away or cannot take writes for now (worth waiting for),
+/// rather than that the request itself is wrong.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_)
+        | E::Tls(_)
+        | E::PoolTimedOut
+        | E::PoolClosed
+        | E::WorkerCrashed
+        | E::Protocol(_) => true,
+        E::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions (08), serialization failures and deadlocks
+            // (40), insufficient resources (53), shutdown, start-up and cancellation (57),
+            // read-only after a failover (25006). SQLite, by the primary code of an extended
+            // one: busy (5), locked (6), read-only (8), I/O error (10), full (13). Which
+            // database answered decides: a PostgreSQL SQLSTATE such as 22021 is digits too.
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c)) || code == "25006"
+            } else {
+                let primary = code.parse::<i32>().ok().map(|c| c & 0xff);
+                matches!(primary, Some(5 | 6 | 8 | 10 | 13))
+            }
+        }
+        _ => false,
     }
 }
 
@@ -285,6 +289,20 @@ pub async fn connect(url: &str, pool_size: u32) -> Result<DynStore, anyhow::Erro
             "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
         )
         .into())
+    }
+}
+
+/// The database a URL names, for messages: PostgreSQL's host, port and database (never the
+/// password), or the SQLite path.
+pub fn describe(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        format!(
+            "the SQLite database {}",
+            url.trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+        )
+    } else {
+        format!("PostgreSQL at {}", postgres::describe(url))
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Executor {
     pub stats: Arc<WorkerStats>,
     /// Drops fires of jobs changed or deleted since they were claimed.
     pub gate: Arc<Gate>,
+    /// Most outcomes waiting to be stored: at the bound no call starts.
+    pub max_unstored: usize,
     /// Signs every call of a job without its own secret, when set.
     pub signing_secret: Option<String>,
     /// Which addresses calls may reach.
@@ -108,6 +110,17 @@ impl Executor {
             self.lease.settle(epoch);
             return;
         }
+        let unstored = self.stats.unstored.load(Ordering::Acquire);
+        if unstored >= self.max_unstored {
+            // The database has not taken the outcomes of the calls already made: rather than
+            // hold more in memory, the node fences itself, as for a lapsed lease; the fire
+            // stays in the store and is recovered.
+            tracing::warn!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id, unstored,
+                "not started: too many outcomes wait for the database (MAX_UNSTORED_OUTCOMES); the fire is recovered from the store");
+            self.lease.fence(epoch);
+            self.lease.settle(epoch);
+            return;
+        }
         if !self.gate.remembers(held.claimed) {
             tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
                 "held too long to judge against job changes: handed back to the store");
@@ -146,7 +159,12 @@ impl Executor {
         let started = Instant::now();
         let answer = self.call(&fire, executed_at).await;
         let outcome = self.outcome(&fire, node, &answer, executed_at, started.elapsed());
-        self.reports.send(Report::Outcome(outcome, epoch)).is_ok()
+        self.stats.unstored.fetch_add(1, Ordering::AcqRel);
+        let sent = self.reports.send(Report::Outcome(outcome, epoch)).is_ok();
+        if !sent {
+            self.stats.unstored.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
     }
 
     /// Records the attempt started, durably, when its job needs that before the request

@@ -45,6 +45,8 @@ pub struct WorkerStats {
     pub active: AtomicUsize,
     /// Calls in flight that gave their worker back (slow calls).
     pub slow: AtomicUsize,
+    /// Outcomes of calls made, not yet stored.
+    pub unstored: AtomicUsize,
 }
 
 /// The running workers, and the slow calls they handed off.

@@ -13,6 +13,7 @@ use crate::backoff::Backoff;
 use crate::domain::fire::Outcome;
 use crate::lease::Lease;
 use crate::store::{DynStore, StoreError};
+use crate::worker::WorkerStats;
 
 /// Most outcomes written by one transaction.
 const BATCH: usize = 512;
@@ -49,6 +50,8 @@ pub struct OutcomeWriter {
     pub store: DynStore,
     /// Settles each call's epoch once its outcome is stored.
     pub lease: Arc<Lease>,
+    /// Counts the outcomes waiting to be stored down as they are.
+    pub stats: Arc<WorkerStats>,
 }
 
 impl OutcomeWriter {
@@ -86,6 +89,12 @@ impl OutcomeWriter {
                     None => self.write_each(&batch, &epochs).await,
                 }
             }
+            let stored = epochs.len();
+            let _ = self.stats.unstored.fetch_update(
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+                |n| Some(n.saturating_sub(stored)),
+            );
             for epoch in epochs.drain(..) {
                 self.lease.settle(epoch);
             }

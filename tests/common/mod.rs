@@ -165,7 +165,9 @@ impl Server {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if line.contains("cronhook listening")
+                    // Listening once serving, or while it waits for its database.
+                    if (line.contains("cronhook listening")
+                        || line.contains("the database does not answer yet"))
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                         && let Some(addr) = v["addr"].as_str()
                         && let Some(port) =

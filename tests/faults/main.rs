@@ -9,6 +9,7 @@ mod common;
 
 mod changes;
 mod clocks;
+mod cold_start;
 mod crash;
 mod fairness;
 mod nodes;
