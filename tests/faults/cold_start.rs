@@ -6,19 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::SERIAL;
 use crate::common::{Server, client, create_job};
 use crate::pg::PrivatePg;
-
-async fn health(server: &Server) -> (u16, Value) {
-    match client().get(server.url("/health")).send().await {
-        Ok(r) => {
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
+use crate::{SERIAL, health};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_before_its_database_it_waits_and_then_serves() {

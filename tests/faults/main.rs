@@ -28,6 +28,17 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::Connection;
 use uuid::Uuid;
 
+/// `/health`'s status and body; status 0 when it does not answer.
+pub async fn health(server: &common::Server) -> (u16, serde_json::Value) {
+    match common::client().get(server.url("/health")).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(serde_json::Value::Null))
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
 /// Serializes the fault tests.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

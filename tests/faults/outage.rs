@@ -4,21 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::{Behaviour, Server, Target, client, create_job, eventually_async};
+use crate::common::{Behaviour, Server, Target, create_job, eventually_async};
 use crate::pg::PrivatePg;
-use crate::{SERIAL, instant_of, now_ms};
-
-async fn health(server: &Server) -> (u16, Value) {
-    match client().get(server.url("/health")).send().await {
-        Ok(r) => {
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
+use crate::{SERIAL, health, instant_of, now_ms};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_restart_mid_run() {
