@@ -13,8 +13,9 @@
 //! 4. While another host has fires that need a worker, no host holds more than half the
 //!    workers. Alone, a host may use them all: one target alone loses no throughput.
 //! 5. A fire that has waited longer than `late_after` past its due instant is handed back to
-//!    the store, where its job's misfire policy decides what becomes of it. Memory holds
-//!    at most the fires of that window.
+//!    the store, where its job's misfire policy decides what becomes of it. The dispatcher
+//!    holds at most the fires of that window (the hand-backs themselves go through the
+//!    outcome writer one by one, which sustained overload outruns; see the README).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
