@@ -196,11 +196,14 @@ impl Dispatch {
         }
     }
 
+    /// Whether `held` has waited here too long: since it fell due, or since it was claimed
+    /// if it was claimed already late (the claim judged that lateness by the misfire
+    /// policy; only the time spent waiting for a worker counts here).
     fn is_late(&self, held: &Held, now: chrono::DateTime<chrono::Utc>) -> bool {
         let late = self.limits.late_after.max(MIN_LATE);
         (now - held.fire.due_at)
             .to_std()
-            .is_ok_and(|waited| waited > late)
+            .is_ok_and(|since_due| since_due.min(held.claimed.elapsed()) > late)
     }
 
     /// Sends late fires back to the store, due now.
@@ -418,7 +421,9 @@ mod tests {
             },
             epoch: 0,
             node: Arc::from("n"),
-            claimed: std::time::Instant::now(),
+            claimed: std::time::Instant::now()
+                .checked_sub(Duration::from_millis(due_ago_ms as u64))
+                .unwrap(),
         }
     }
 
@@ -520,6 +525,18 @@ mod tests {
         let (_h4, fourth) = d.take().unwrap();
         assert_eq!(fourth.lane, Lane::Worker);
         assert_eq!(d.stats.slow.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
+    fn a_fire_claimed_late_is_judged_by_its_time_here() {
+        let (d, _tx, mut rx) = dispatch(limits());
+        // Due 6 s ago but claimed just now (after an outage, say): the claim applied the
+        // misfire policy; here it has not waited, so it is started, not handed back.
+        let mut late = held("http://a.example/", 6_000);
+        late.claimed = std::time::Instant::now();
+        d.push(vec![late]);
+        assert!(rx.try_recv().is_err());
+        assert!(d.take().is_some());
     }
 
     #[test]
