@@ -204,6 +204,7 @@ impl Application {
                 store: store.clone(),
                 retention: config.retention,
                 clock: clock.clone(),
+                lease: lease.clone(),
             }
             .run(stop.clone()),
         ));
@@ -322,7 +323,7 @@ impl Parts<'_> {
         let timer_task = tokio::spawn(
             Timer {
                 incoming,
-                dispatch,
+                dispatch: dispatch.clone(),
                 clock: self.clock.clone(),
             }
             .run(self.stop.clone()),
@@ -336,10 +337,13 @@ impl Parts<'_> {
                 misfire_threshold: chrono::Duration::from_std(self.config.misfire_threshold)?,
                 max_catchup: self.config.misfire_max_catchup,
                 batch: CLAIM_BATCH,
+                waiting_batch: CLAIM_BATCH,
             },
             interval: self.config.claim_interval,
             clock: self.clock.clone(),
             wake,
+            stats: dispatch.stats().clone(),
+            max_claimed: self.config.max_claimed_fires,
         };
         Ok([timer_task, tokio::spawn(claimer.run(self.stop.clone()))])
     }

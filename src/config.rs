@@ -128,6 +128,9 @@ pub struct Settings {
     /// Cap on the retry delay.
     #[arg(long, env = "RETRY_MAX_BACKOFF_MS", default_value_t = 60_000, value_parser = Setting(whole::<u64>(0..=DAY_MS)))]
     pub retry_max_backoff_ms: u64,
+    /// Most fires a node holds claimed and not started (in its timer or waiting for a worker); at the bound it claims no more until some start (100 to 10000000).
+    #[arg(long, env = "MAX_CLAIMED_FIRES", default_value_t = 50_000, value_parser = Setting(whole::<usize>(100..=10_000_000)))]
+    pub max_claimed_fires: usize,
     /// Most outcomes of calls made that wait for the database (about 400 bytes each); at the bound the node starts no call and fences itself (1 to 10000000).
     #[arg(long, env = "MAX_UNSTORED_OUTCOMES", default_value_t = 10_000, value_parser = Setting(whole::<usize>(1..=10_000_000)))]
     pub max_unstored_outcomes: usize,
@@ -209,6 +212,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Most outcomes waiting for the database before the node stops starting calls.
     pub max_unstored_outcomes: usize,
+    /// Most fires a node holds claimed and not started.
+    pub max_claimed_fires: usize,
     /// How long start-up waits for the database; none waits for it.
     pub db_connect_timeout: Option<Duration>,
     /// When set, every endpoint but `/health` requires `Authorization: Bearer <token>`.
@@ -260,6 +265,7 @@ impl From<Settings> for Config {
             db_pool_size: s.db_pool_size,
             db_connect_timeout: s.db_connect_timeout_ms.map(ms),
             max_unstored_outcomes: s.max_unstored_outcomes,
+            max_claimed_fires: s.max_claimed_fires,
             api_token: s.api_token,
             signing_secret: s.signing_secret,
             target_policy: Arc::new(TargetPolicy {
@@ -533,7 +539,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 37);
+        assert_eq!(settings.len(), 38);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

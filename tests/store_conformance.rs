@@ -17,10 +17,11 @@ use cronhook::domain::job::{
 };
 use cronhook::domain::job::{JobRecord, JobState};
 use cronhook::domain::schedule::Schedule;
+use cronhook::retention::{Pruner, Retention};
 use cronhook::store::group::JobWriter;
 use cronhook::store::{
-    self, Backend, ClaimParams, DynStore, Exclusive, JobQuery, JobRow, NextFire, Recorded,
-    Recovered, Update,
+    self, Backend, ClaimParams, DynStore, Exclusive, Handback, JobQuery, JobRow, NextFire,
+    Recorded, Recovered, Update,
 };
 use uuid::Uuid;
 
@@ -73,6 +74,7 @@ conformance!(
     case_an_abandoned_attempt_ends_unknown,
     case_nodes_confirm_reading_changes,
     case_the_forbid_check_reads_an_index,
+    case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +163,18 @@ fn params(lookahead: Duration) -> ClaimParams {
         misfire_threshold: Duration::seconds(5),
         max_catchup: 3,
         batch: 100,
+        waiting_batch: 100,
     }
+}
+
+/// Hands one attempt back; whether it was still `node`'s.
+async fn postpone(s: &DynStore, execution: Uuid, node: &str, due_at: DateTime<Utc>) -> bool {
+    let one = Handback {
+        execution,
+        node: Arc::from(node),
+        due_at,
+    };
+    s.postpone(&[one]).await.unwrap() == 1
 }
 
 async fn claim(s: &DynStore, node: &str, p: &ClaimParams, clock: &TestClock) -> Vec<Fire> {
@@ -491,6 +504,7 @@ async fn case_misfire_policies(kind: Db) {
         misfire_threshold: Duration::seconds(5),
         max_catchup: 3,
         batch: 100,
+        waiting_batch: 100,
     };
     let got = claim(s, "node-a", &p, &clock).await;
     assert_eq!(instants(&got, one.id), vec![secs(50), secs(60)], "one");
@@ -1497,7 +1511,8 @@ async fn case_new_york_job_fires_at_the_right_utc_instants_across_dst(kind: Db) 
 }
 
 /// Case 19: Pruning keeps exactly the newest K finished executions of each job (and drops
-/// those past the maximum age), in bounded steps, walking every job with its cursor.
+/// those past the maximum age). A sweep visits only the jobs with executions recorded since
+/// the last sweep, and only the node holding the pruning lease sweeps.
 async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
@@ -1509,24 +1524,42 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
     let fires = claim(s, "node-a", &params(Duration::seconds(9)), &clock).await;
     assert_eq!(fires.len(), 30);
     // Every attempt but the last of each job finishes; the last stays claimed.
-    let done: Vec<Outcome> = fires
-        .iter()
-        .filter(|f| f.scheduled_at < secs(9))
-        .map(|f| success(f, f.scheduled_at + Duration::milliseconds(5)))
-        .collect();
-    s.record_outcomes(&done).await.unwrap();
-    // Two jobs per step, at most 2 rows per job per step, keeping 4.
-    let mut cursor = None;
-    let mut steps = 0;
-    loop {
-        let step = s.prune_history(cursor, 2, 4, None, 2).await.unwrap();
-        steps += 1;
-        if step.last_job.is_none() && step.deleted == 0 {
-            break;
-        }
-        cursor = step.last_job;
-        assert!(steps < 50, "pruning converges");
-    }
+    let finish = |fires: &[Fire]| -> Vec<Outcome> {
+        fires
+            .iter()
+            .filter(|f| f.scheduled_at < secs(9))
+            .map(|f| success(f, f.scheduled_at + Duration::milliseconds(5)))
+            .collect()
+    };
+    s.record_outcomes(&finish(&fires)).await.unwrap();
+    let lease = Arc::new(cronhook::lease::Lease::new(
+        std::time::Duration::from_secs(15),
+        clock.clone(),
+    ));
+    let pruner = |max_age: Option<std::time::Duration>| Pruner {
+        store: s.clone(),
+        retention: Retention {
+            keep: 4,
+            max_age,
+            interval: std::time::Duration::from_secs(1),
+            jobs_per_step: 2,
+            batch: 2,
+        },
+        clock: clock.clone(),
+        lease: lease.clone(),
+    };
+    // Two jobs between lease renewals, 2 rows per statement, keeping 4.
+    let sweep = pruner(None).sweep("node-a").await.unwrap();
+    assert_eq!(
+        (
+            sweep.held,
+            sweep.jobs,
+            sweep.rows,
+            sweep.deleted,
+            sweep.more
+        ),
+        (true, 3, 30, 15, false)
+    );
     for j in &jobs {
         let kept = s.executions_page(j.id, None, 100).await.unwrap();
         let at: Vec<_> = kept.iter().map(|e| e.executed_at).collect();
@@ -1546,16 +1579,47 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
             "unfinished attempts are never pruned"
         );
     }
-    // A maximum age removes what is older, whatever K says.
-    let step = s
-        .prune_history(None, 10, 100, Some(secs(7)), 100)
+    // Nothing recorded since: the next sweep visits no job and reads no row.
+    let idle = pruner(None).sweep("node-a").await.unwrap();
+    assert_eq!(
+        (idle.held, idle.jobs, idle.rows, idle.deleted),
+        (true, 0, 0, 0)
+    );
+    // Another node does not sweep while node-a holds the lease.
+    assert!(!pruner(None).sweep("node-b").await.unwrap().held);
+
+    // A new job runs: only it is visited.
+    let late = new_job("* * * * * *");
+    insert(s, &late, Some(secs(0))).await;
+    let more = claim(s, "node-a", &params(Duration::seconds(9)), &clock).await;
+    assert!(more.iter().all(|f| f.job_id == late.id));
+    s.record_outcomes(&finish(&more)).await.unwrap();
+    let sweep = pruner(None).sweep("node-a").await.unwrap();
+    assert_eq!((sweep.jobs, sweep.rows, sweep.deleted), (1, 10, 5));
+
+    // A maximum age removes every finished execution older than it, whatever K says. The
+    // aged rows are found by id (created before they ran), so the cutoff is on the real
+    // clock here, like the ids: now less 100 s, seen from 100 s ahead. By then node-a's
+    // lease has lapsed and node-b sweeps.
+    clock.set(Utc::now() + Duration::seconds(100));
+    let sweep = pruner(Some(std::time::Duration::from_secs(100)))
+        .sweep("node-b")
         .await
         .unwrap();
-    assert_eq!(step.deleted, 6);
-    assert_eq!(step.last_job, None);
-    for j in &jobs {
-        assert_eq!(s.executions_page(j.id, None, 100).await.unwrap().len(), 2);
+    assert!(sweep.held, "node-b takes over a lapsed lease");
+    assert_eq!((sweep.jobs, sweep.deleted), (0, 16), "4 jobs × 4 kept");
+    for j in jobs.iter().chain([&late]) {
+        let left = s.executions_page(j.id, None, 100).await.unwrap();
+        assert!(left.is_empty(), "only the unfinished attempt is left");
     }
+    let open = fires.iter().find(|f| f.scheduled_at == secs(9)).unwrap();
+    assert!(
+        s.execution(open.job_id, open.execution_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!pruner(None).sweep("node-a").await.unwrap().held);
 }
 
 /// Case 21: An attempt that could not be marked started is handed back by its node only, to
@@ -1578,24 +1642,16 @@ async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
     );
 
     assert!(
-        !s.postpone(idle.execution_id, "node-b", secs(5))
-            .await
-            .unwrap(),
+        !postpone(s, idle.execution_id, "node-b", secs(5)).await,
         "not node-b's"
     );
     assert!(
-        !s.postpone(started.execution_id, "node-b", secs(5))
-            .await
-            .unwrap(),
+        !postpone(s, started.execution_id, "node-b", secs(5)).await,
         "started by node-a, not node-b's"
     );
     // node-a's start was recorded but it never heard so (a lost reply), and sent nothing:
     // an ATMOST_ONCE start is never undone, so the attempt ends unknown, not started.
-    assert!(
-        s.postpone(started.execution_id, "node-a", secs(5))
-            .await
-            .unwrap()
-    );
+    assert!(postpone(s, started.execution_id, "node-a", secs(5)).await);
     let d = s
         .execution(job.id, started.execution_id)
         .await
@@ -1605,15 +1661,9 @@ async fn case_postpone_hands_an_unstarted_attempt_back(kind: Db) {
         (d.state, d.node, d.success, d.executed_at),
         (ExecutionState::Unknown, None, Some(false), Some(ms(1)))
     );
+    assert!(postpone(s, idle.execution_id, "node-a", secs(5)).await);
     assert!(
-        s.postpone(idle.execution_id, "node-a", secs(5))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.postpone(idle.execution_id, "node-a", secs(6))
-            .await
-            .unwrap(),
+        !postpone(s, idle.execution_id, "node-a", secs(6)).await,
         "once"
     );
     let d = s
@@ -1734,11 +1784,7 @@ async fn case_a_lost_start_reply_does_not_block_a_forbid_job(kind: Db) {
     };
     assert_eq!(start(first, ms(1)).await, Exclusive::Started);
     // The reply was lost: node-a hands the attempt back instead of calling.
-    assert!(
-        s.postpone(first.execution_id, "node-a", secs(3))
-            .await
-            .unwrap()
-    );
+    assert!(postpone(s, first.execution_id, "node-a", secs(3)).await);
     let d = s
         .execution(job.id, first.execution_id)
         .await
@@ -1952,4 +1998,58 @@ async fn case_the_forbid_check_reads_an_index(kind: Db) {
     };
     let plan = plan.join("\n");
     assert!(plan.contains("executions_running"), "{plan}");
+}
+
+/// A node shedding fires hands them back in one call, and a claim takes no more waiting
+/// attempts than its `waiting_batch`: the claimer's room for them.
+async fn case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    for _ in 0..3 {
+        insert(s, &new_job("* * * * * *"), Some(secs(0))).await;
+    }
+    let clock = TestClock::at(secs(0));
+    let first = s
+        .claim_due("node-a", &params(Duration::seconds(1)), clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(first.fires.len(), 6, "three jobs, instants 0 and 1");
+    assert_eq!(first.first_attempts, 6, "all new first attempts");
+
+    let mut back: Vec<Handback> = first
+        .fires
+        .iter()
+        .map(|f| Handback {
+            execution: f.execution_id,
+            node: Arc::from("node-a"),
+            due_at: secs(0),
+        })
+        .collect();
+    back[5].node = Arc::from("node-b");
+    assert_eq!(s.postpone(&back).await.unwrap(), 5, "all but node-b's one");
+    assert_eq!(s.postpone(&back).await.unwrap(), 0, "each once");
+
+    let bounded = ClaimParams {
+        waiting_batch: 2,
+        ..params(Duration::seconds(1))
+    };
+    let mut taken = Vec::new();
+    for want in [2, 2, 1, 0] {
+        let got = s
+            .claim_due("node-c", &bounded, clock.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(
+            (got.fires.len(), got.first_attempts, got.waiting),
+            (want, 0, want),
+            "waiting attempts come back {want} at a time"
+        );
+        taken.extend(got.fires.into_iter().map(|f| f.execution_id));
+    }
+    let unique: HashSet<Uuid> = taken.iter().copied().collect();
+    assert_eq!(unique.len(), 5, "each handed-back attempt is claimed once");
+    assert!(
+        !unique.contains(&back[5].execution),
+        "node-a still holds its own"
+    );
 }

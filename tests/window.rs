@@ -62,10 +62,13 @@ async fn only_the_window_reaches_the_timer(kind: Db) {
             misfire_threshold: Duration::seconds(5),
             max_catchup: 10,
             batch: 100,
+            waiting_batch: 100,
         },
         interval: StdDuration::from_millis(250),
         clock: clock.clone(),
         wake: Arc::new(Notify::new()),
+        stats: Arc::default(),
+        max_claimed: 50_000,
     };
 
     let mut retry: Option<Fire> = None;

@@ -2,8 +2,15 @@
 //! timer, in batches: the new fires of due jobs, and the attempts waiting in the store
 //! (retries, manual calls, fires handed back by a stopped node or a failed start). It is the
 //! only way into the timer, so the timer never holds a fire due beyond the window.
+//!
+//! It claims only what the node can hold: while `max_claimed` fires claimed by this node
+//! wait in the timer or the dispatcher, it claims none, so a backlog stays in the store
+//! (where each job's misfire policy meets it) rather than in memory; waiting attempts may
+//! take a tenth of that room, so fires handed back for lack of a worker do not circle
+//! between the store and memory by the thousand.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -14,7 +21,7 @@ use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::lease::Lease;
 use crate::store::{ClaimParams, DynStore, StoreError};
-use crate::worker::Held;
+use crate::worker::{Held, WorkerStats};
 
 /// The claim loop's parts.
 pub struct Claimer {
@@ -32,6 +39,10 @@ pub struct Claimer {
     pub clock: Arc<dyn Clock>,
     /// Wakes the claimer before its interval ends: something was stored that is due now.
     pub wake: Arc<Notify>,
+    /// Counts the fires this node holds claimed and not started.
+    pub stats: Arc<WorkerStats>,
+    /// Most fires this node holds claimed and not started (`MAX_CLAIMED_FIRES`).
+    pub max_claimed: usize,
 }
 
 impl Claimer {
@@ -41,27 +52,62 @@ impl Claimer {
         if !self.lease.fresh() {
             return Ok(false);
         }
+        let Some(params) = self.room() else {
+            return Ok(false);
+        };
         let (node, epoch) = self.lease.node();
         let claimed = self
             .store
-            .claim_due(&node, &self.params, self.clock.as_ref())
+            .claim_due(&node, &params, self.clock.as_ref())
             .await?;
         if !claimed.fires.is_empty() {
             let at = std::time::Instant::now();
+            let (n, first) = (claimed.fires.len(), claimed.first_attempts);
+            self.stats.claimed.fetch_add(n, Ordering::AcqRel);
+            self.stats
+                .reclaimed
+                .fetch_add(n.saturating_sub(first), Ordering::AcqRel);
             let held = claimed
                 .fires
                 .into_iter()
-                .map(|fire| Held {
+                .enumerate()
+                .map(|(i, fire)| Held {
                     fire,
                     epoch,
                     node: node.clone(),
                     claimed: at,
+                    waiting: i >= first,
                 })
                 .collect();
             let _ = self.timer.send(held);
         }
-        let batch = self.params.batch as usize;
-        Ok(claimed.jobs >= batch || claimed.waiting >= batch)
+        let whole = |taken: usize, limit: u32| limit > 0 && taken >= limit as usize;
+        Ok(whole(claimed.jobs, params.batch) || whole(claimed.waiting, params.waiting_batch))
+    }
+
+    /// This claim's bounds: the configured batches cut to the room left under
+    /// `max_claimed`; none when there is no room.
+    fn room(&self) -> Option<ClaimParams> {
+        let room = self
+            .max_claimed
+            .saturating_sub(self.stats.claimed.load(Ordering::Acquire));
+        if room == 0 {
+            tracing::debug!(
+                max_claimed = self.max_claimed,
+                "claiming paused: the node holds as many fires as it may"
+            );
+            return None;
+        }
+        let waiting_room = (self.max_claimed / 10)
+            .max(1)
+            .saturating_sub(self.stats.reclaimed.load(Ordering::Acquire))
+            .min(room);
+        let cut = |limit: u32, room: usize| limit.min(u32::try_from(room).unwrap_or(u32::MAX));
+        Some(ClaimParams {
+            batch: cut(self.params.batch, room),
+            waiting_batch: cut(self.params.waiting_batch, waiting_room),
+            ..self.params
+        })
     }
 
     /// Claims until `stop`; keeps claiming at once while whole batches come back.

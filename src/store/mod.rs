@@ -123,13 +123,15 @@ pub enum NextFire {
     Keep,
 }
 
-/// What one pruning step did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    /// Executions deleted.
-    pub deleted: u64,
-    /// The last job looked at: the cursor of the next step; none when the end was reached.
-    pub last_job: Option<Uuid>,
+/// The jobs with executions recorded after a pruning mark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Each job once.
+    pub jobs: Vec<Uuid>,
+    /// Execution rows read.
+    pub rows: u64,
+    /// The last execution id read: the next mark.
+    pub last: Option<Uuid>,
 }
 
 /// What [`Store::start_exclusive`] did.
@@ -170,6 +172,20 @@ pub struct ClaimParams {
     pub max_catchup: usize,
     /// Most jobs advanced by one claim transaction.
     pub batch: u32,
+    /// Most waiting attempts (retries, manual calls, fires handed back) taken by one claim
+    /// transaction.
+    pub waiting_batch: u32,
+}
+
+/// An attempt a node claimed and hands back unsent, to wait in the store until `due_at`.
+#[derive(Debug, Clone)]
+pub struct Handback {
+    /// The attempt.
+    pub execution: Uuid,
+    /// The node id it was claimed under.
+    pub node: Arc<str>,
+    /// When it is due again.
+    pub due_at: DateTime<Utc>,
 }
 
 /// What one claim transaction did.
@@ -178,6 +194,9 @@ pub struct Claimed {
     /// Attempts now claimed by the node: new first attempts of due jobs, and waiting
     /// attempts (retries, manual calls, fires handed back) due within the window.
     pub fires: Vec<Fire>,
+    /// How many of `fires`, from the front, are new first attempts; the rest are waiting
+    /// attempts.
+    pub first_attempts: usize,
     /// Due jobs read and advanced (some may produce no fire, e.g. skipped misfires).
     pub jobs: usize,
     /// Waiting attempts taken.

@@ -252,10 +252,6 @@ pub(crate) const INSERT_MANUAL: &str = "INSERT INTO executions \
      VALUES ($1, $2, $3, 1, $3, 'claimed', NULL, 'manual') \
      ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING";
 
-/// Hands attempt `$1`, claimed by `$2` and not started, back to wait until `$3`.
-pub(crate) const POSTPONE: &str = "UPDATE executions SET node_id = NULL, due_at = $3 \
-     WHERE id = $1 AND node_id = $2 AND state = 'claimed'";
-
 /// Hands ATLEAST_ONCE attempt `$1`, recorded started by `$2` though nothing was sent (the
 /// acknowledgement of its start was lost), back to wait until `$3`.
 pub(crate) const POSTPONE_UNSENT: &str = "UPDATE executions SET state = 'claimed', \
@@ -405,18 +401,34 @@ pub(crate) const SKIPPED: &str =
     "skipped: the job forbids overlapping calls and its previous call was still running";
 
 /// The next `$2` job ids after `$1`.
-pub(crate) const JOB_IDS_AFTER: &str = "SELECT id FROM jobs WHERE id > $1 ORDER BY id LIMIT $2";
-
 /// Deletes at most `$2` finished executions of job `$1` beyond its newest `$3`.
 pub(crate) const PRUNE_BEYOND: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
      WHERE job_id = $1 AND executed_at IS NOT NULL \
      AND state IN ('succeeded', 'failed', 'unknown', 'skipped') \
      ORDER BY executed_at DESC, id DESC LIMIT $2 OFFSET $3)";
 
-/// Deletes at most `$3` finished executions of job `$1` older than `$2`.
-pub(crate) const PRUNE_OLDER: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
-     WHERE job_id = $1 AND executed_at < $2 \
-     AND state IN ('succeeded', 'failed', 'unknown', 'skipped') LIMIT $3)";
+/// Deletes at most `$3` finished executions that ran before `$2`, scanning the primary key
+/// below `$1` (the first UUIDv7 of that instant: an execution is created before it runs).
+pub(crate) const PRUNE_AGED: &str = "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+     WHERE id < $1 AND executed_at < $2 \
+     AND state IN ('succeeded', 'failed', 'unknown', 'skipped') ORDER BY id LIMIT $3)";
+
+/// Takes the pruning lease for `$1` until `$2` when it is free, lapsed by `$3`, or `$1`'s.
+pub(crate) const TAKE_PRUNE_LEASE: &str = "UPDATE maintenance SET holder = $1, until = $2 \
+     WHERE name = 'prune' AND (holder = $1 OR holder IS NULL OR until < $3)";
+
+/// The last execution id the pruning sweeps have looked at.
+pub(crate) const PRUNE_MARK: &str = "SELECT mark FROM maintenance WHERE name = 'prune'";
+
+/// Stores the pruning mark `$2`, while `$1` holds the lease.
+pub(crate) const SET_PRUNE_MARK: &str =
+    "UPDATE maintenance SET mark = $2 WHERE name = 'prune' AND holder = $1";
+
+/// The jobs of at most `$2` executions created after id `$1`: each job once, with the last
+/// id and the number of rows read of it.
+pub(crate) const CHANGED_JOBS: &str = "WITH t AS \
+     (SELECT id, job_id FROM executions WHERE id > $1 ORDER BY id LIMIT $2) \
+     SELECT job_id, (SELECT id FROM t ORDER BY id DESC LIMIT 1), count(*) FROM t GROUP BY job_id";
 
 /// Started `ATMOST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) are
 /// recorded unknown (`$3`) at `$4`; they are never sent again. Run after

@@ -12,11 +12,15 @@ use super::claim::HistoryRow;
 use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::rows::{self, CallRow};
 use super::{
-    Exclusive, JobChange, JobQuery, JobRow, NextFire, Pruned, Recovered, StoreError, Triggered,
-    UNKNOWN_OUTCOME, Update, from_ms, to_ms,
+    Changed, Exclusive, Handback, JobChange, JobQuery, JobRow, NextFire, Recovered, StoreError,
+    Triggered, UNKNOWN_OUTCOME, Update, from_ms, to_ms,
 };
 use crate::domain::execution::{Execution, ExecutionSummary};
 use crate::domain::job::{JobRecord, JobSpec};
+
+/// Attempts handed back by one statement: three parameters each, well under both
+/// databases' bounds on bound parameters.
+const HANDBACK_CHUNK: usize = 1000;
 
 /// A backend of the shared operations: its pool and where its dialect differs.
 pub trait Sql: Send + Sync {
@@ -61,17 +65,12 @@ pub trait CommonOps {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Hands back an attempt `node` holds but did not send, to wait until `due_at`: a
-    /// claimed one, or one whose start was recorded though the acknowledgement was lost
-    /// (then an ATMOST_ONCE attempt is recorded unknown instead: its start is never
-    /// undone). False when it is no longer `node`'s. Either way no started row is left
-    /// behind to block a job that forbids overlapping calls.
-    async fn postpone(
-        &self,
-        execution: Uuid,
-        node: &str,
-        due_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    /// Hands back attempts their node holds but did not send, each to wait until its
+    /// `due_at`, in one transaction: claimed ones, or ones whose start was recorded though
+    /// the acknowledgement was lost (then an ATMOST_ONCE attempt is recorded unknown
+    /// instead: its start is never undone). Returns how many were still their node's. No
+    /// started row is left behind to block a job that forbids overlapping calls.
+    async fn postpone(&self, attempts: &[Handback]) -> Result<usize, StoreError>;
 
     /// Records an attempt `node` holds (claimed or started) as ended with an unknown outcome
     /// at `at`, with `error`. False when it is no longer `node`'s.
@@ -154,17 +153,30 @@ pub trait CommonOps {
     async fn trigger(&self, job: Uuid, now: DateTime<Utc>)
     -> Result<Option<Triggered>, StoreError>;
 
-    /// Prunes the history of the next `jobs` jobs after the cursor `after`: finished
-    /// executions beyond each job's newest `keep`, and those older than `older_than`, at
-    /// most `batch` rows per job and rule.
-    async fn prune_history(
+    /// Takes or renews the pruning lease for `node` until `until`, when it is free, lapsed
+    /// by `now` or already `node`'s. Returns the stored mark (the last execution id the
+    /// previous sweep looked at) when `node` holds the lease, `None` when another does.
+    async fn prune_lease(
         &self,
-        after: Option<Uuid>,
-        jobs: u32,
-        keep: u32,
-        older_than: Option<DateTime<Utc>>,
-        batch: u32,
-    ) -> Result<Pruned, StoreError>;
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Option<Uuid>>, StoreError>;
+
+    /// The jobs of the executions recorded after `mark` (by id, so in creation order),
+    /// reading at most `rows` of them: which jobs, how many rows were read and the last id.
+    async fn changed_jobs(&self, mark: Option<Uuid>, rows: u32) -> Result<Changed, StoreError>;
+
+    /// Deletes, for each of `jobs`, at most `batch` finished executions beyond its newest
+    /// `keep`, one short statement per job.
+    async fn prune_jobs(&self, jobs: &[Uuid], keep: u32, batch: u32) -> Result<u64, StoreError>;
+
+    /// Deletes at most `batch` finished executions that ran before `older_than`, any job's,
+    /// found through the executions' primary key (an execution is created before it runs).
+    async fn prune_aged(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+
+    /// Stores the mark a finished sweep reached, while `node` holds the lease.
+    async fn set_prune_mark(&self, node: &str, mark: Uuid) -> Result<bool, StoreError>;
 
     /// Jobs changed or deleted at or after `since`.
     async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError>;
@@ -227,6 +239,8 @@ where
     (i64,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (i32,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Uuid,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (Option<Uuid>,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (Uuid, Uuid, i64): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -280,37 +294,54 @@ where
         Ok(done.affected() == 1)
     }
 
-    async fn postpone(
-        &self,
-        execution: Uuid,
-        node: &str,
-        due_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn postpone(&self, attempts: &[Handback]) -> Result<usize, StoreError> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
         let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
-        let mut done = 0;
-        for statement in [rows::POSTPONE, rows::POSTPONE_UNSENT] {
+        // The usual case, claimed and never started, in one statement per chunk.
+        let mut back: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+        for chunk in attempts.chunks(HANDBACK_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<T::DB>::new(
+                "UPDATE executions SET node_id = NULL, due_at = v.column3 FROM (",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.execution)
+                    .push_bind(a.node.to_string())
+                    .push_bind(to_ms(a.due_at));
+            });
+            q.push(
+                ") AS v WHERE executions.id = v.column1 AND executions.node_id = v.column2 \
+                 AND executions.state = 'claimed' RETURNING executions.id",
+            );
+            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            back.extend(ids);
+        }
+        let mut total = back.len();
+        // The rest: a start recorded though its acknowledgement was lost.
+        for a in attempts.iter().filter(|a| !back.contains(&a.execution)) {
+            let node: &str = &a.node;
+            let mut done = sqlx::query(rows::POSTPONE_UNSENT)
+                .bind(a.execution)
+                .bind(node)
+                .bind(to_ms(a.due_at))
+                .execute(&mut *tx)
+                .await?
+                .affected();
             if done == 0 {
-                done = sqlx::query(statement)
-                    .bind(execution)
+                done = sqlx::query(rows::UNSENT_AT_MOST_ONCE)
+                    .bind(a.execution)
                     .bind(node)
-                    .bind(to_ms(due_at))
+                    .bind(to_ms(a.due_at))
+                    .bind(rows::UNSENT)
                     .execute(&mut *tx)
                     .await?
                     .affected();
             }
-        }
-        if done == 0 {
-            done = sqlx::query(rows::UNSENT_AT_MOST_ONCE)
-                .bind(execution)
-                .bind(node)
-                .bind(to_ms(due_at))
-                .bind(rows::UNSENT)
-                .execute(&mut *tx)
-                .await?
-                .affected();
+            total += usize::from(done == 1);
         }
         tx.commit().await?;
-        Ok(done == 1)
+        Ok(total)
     }
 
     async fn abandon(
@@ -557,46 +588,90 @@ where
         }))
     }
 
-    async fn prune_history(
+    async fn prune_lease(
         &self,
-        after: Option<Uuid>,
-        jobs: u32,
-        keep: u32,
-        older_than: Option<DateTime<Utc>>,
-        batch: u32,
-    ) -> Result<Pruned, StoreError> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(rows::JOB_IDS_AFTER)
-            .bind(after.unwrap_or(Uuid::nil()))
-            .bind(i64::from(jobs))
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Option<Uuid>>, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        let taken = sqlx::query(rows::TAKE_PRUNE_LEASE)
+            .bind(node)
+            .bind(to_ms(until))
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?
+            .affected();
+        let mark = if taken == 1 {
+            let mark: Option<Uuid> = sqlx::query_scalar(rows::PRUNE_MARK)
+                .fetch_one(&mut *tx)
+                .await?;
+            Some(mark)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(mark)
+    }
+
+    async fn changed_jobs(&self, mark: Option<Uuid>, rows: u32) -> Result<Changed, StoreError> {
+        let groups: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(rows::CHANGED_JOBS)
+            .bind(mark.unwrap_or(Uuid::nil()))
+            .bind(i64::from(rows))
             .fetch_all(self.pool())
             .await?;
+        Ok(Changed {
+            rows: groups.iter().map(|g| g.2 as u64).sum(),
+            last: groups.iter().map(|g| g.1).max(),
+            jobs: groups.into_iter().map(|g| g.0).collect(),
+        })
+    }
+
+    async fn prune_jobs(&self, jobs: &[Uuid], keep: u32, batch: u32) -> Result<u64, StoreError> {
         let mut deleted = 0;
-        for &id in &ids {
-            deleted += sqlx::query(rows::PRUNE_BEYOND)
-                .bind(id)
-                .bind(i64::from(batch))
-                .bind(i64::from(keep))
-                .execute(self.pool())
-                .await?
-                .affected();
-            if let Some(cutoff) = older_than {
-                deleted += sqlx::query(rows::PRUNE_OLDER)
+        for &id in jobs {
+            // Batch after batch, so a job far over its bound (a lowered HISTORY_KEEP) is
+            // brought down in this visit: it is not visited again until it runs again.
+            loop {
+                let n = sqlx::query(rows::PRUNE_BEYOND)
                     .bind(id)
-                    .bind(to_ms(cutoff))
                     .bind(i64::from(batch))
+                    .bind(i64::from(keep))
                     .execute(self.pool())
                     .await?
                     .affected();
+                deleted += n;
+                if n < u64::from(batch) {
+                    break;
+                }
             }
         }
-        Ok(Pruned {
-            deleted,
-            last_job: if ids.len() < jobs as usize {
-                None
-            } else {
-                ids.last().copied()
-            },
-        })
+        Ok(deleted)
+    }
+
+    async fn prune_aged(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        let before = uuid::Builder::from_unix_timestamp_millis(
+            u64::try_from(to_ms(older_than)).unwrap_or(0),
+            &[0; 10],
+        )
+        .into_uuid();
+        Ok(sqlx::query(rows::PRUNE_AGED)
+            .bind(before)
+            .bind(to_ms(older_than))
+            .bind(i64::from(batch))
+            .execute(self.pool())
+            .await?
+            .affected())
+    }
+
+    async fn set_prune_mark(&self, node: &str, mark: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query(rows::SET_PRUNE_MARK)
+            .bind(node)
+            .bind(mark)
+            .execute(self.pool())
+            .await?
+            .affected()
+            == 1)
     }
 
     async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError> {

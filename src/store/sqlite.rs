@@ -224,11 +224,13 @@ impl Store for SqliteStore {
         }
         planned.fires.retain(|f| moved.contains(&f.job_id));
         let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
-        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.batch).await?;
+        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.waiting_batch).await?;
         tx.commit().await?;
+        let first_attempts = fires.len();
         fires.extend(waiting);
         Ok(Claimed {
             fires,
+            first_attempts,
             jobs: jobs_read,
             waiting: waiting_read,
         })

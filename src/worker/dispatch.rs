@@ -13,9 +13,10 @@
 //! 4. While another host has fires that need a worker, no host holds more than half the
 //!    workers. Alone, a host may use them all: one target alone loses no throughput.
 //! 5. A fire that has waited longer than `late_after` past its due instant is handed back to
-//!    the store, where its job's misfire policy decides what becomes of it. The dispatcher
-//!    holds at most the fires of that window (the hand-backs themselves go through the
-//!    outcome writer one by one, which sustained overload outruns; see the README).
+//!    the store, where its job's misfire policy decides what becomes of it; the outcome
+//!    writer stores each batch of hand-backs in one transaction. The claimer, for its part,
+//!    claims nothing while the node holds `MAX_CLAIMED_FIRES` fires not yet taken here
+//!    (see [`crate::scheduler::claimer`]), so what the dispatcher holds is bounded twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -28,6 +29,7 @@ use tokio::sync::mpsc::WeakUnboundedSender;
 use super::outcomes::Report;
 use super::{Held, WorkerStats};
 use crate::clock::Clock;
+use crate::store::Handback;
 
 /// The least time a fire waits in memory before it is handed back, whatever
 /// `MISFIRE_THRESHOLD_MS` says: a fire is not sent round the store for a few milliseconds.
@@ -75,6 +77,8 @@ pub struct Ticket {
 /// One target host's waiting fires and calls in flight.
 #[derive(Default)]
 struct Host {
+    /// The host's key in the map, shared with the ring.
+    key: Arc<str>,
     waiting: VecDeque<Held>,
     /// Calls holding a worker.
     young: usize,
@@ -151,38 +155,38 @@ impl Dispatch {
         let mut late = Vec::new();
         {
             let mut st = self.state();
+            let State { hosts, ring, .. } = &mut *st;
             for held in batch {
-                let call = held.fire.call.clone();
-                let key = host_of(&call.api);
-                let host = match st.hosts.get_mut(key) {
-                    Some(h) => h,
-                    None => st.hosts.entry(Arc::from(key)).or_default(),
+                let key = host_of(&held.fire.call.api);
+                let host = match hosts.get_mut(key) {
+                    Some(host) => host,
+                    None => {
+                        let key: Arc<str> = Arc::from(key);
+                        hosts.entry(key.clone()).or_insert_with(|| Host {
+                            key,
+                            ..Host::default()
+                        })
+                    }
                 };
-                let was_idle = host.waiting.is_empty();
-                host.waiting.push_back(held);
-                if was_idle {
-                    // Found again to put it in the ring under the map's own key.
-                    let key = st
-                        .hosts
-                        .get_key_value(key)
-                        .map(|(k, _)| k.clone())
-                        .unwrap_or_else(|| Arc::from(key));
-                    st.ring.push_back(key);
+                if host.waiting.is_empty() {
+                    ring.push_back(host.key.clone());
                 }
+                host.waiting.push_back(held);
             }
             self.stats.queued.fetch_add(n, Ordering::AcqRel);
             // Fires a blocked host kept waiting too long go back to the store.
             let now = self.clock.now();
-            let ring: Vec<Arc<str>> = st.ring.iter().cloned().collect();
-            for key in ring {
-                if let Some(host) = st.hosts.get_mut(&key) {
+            for key in ring.iter() {
+                if let Some(host) = hosts.get_mut(key) {
                     while host.waiting.front().is_some_and(|h| self.is_late(h, now)) {
-                        late.extend(host.waiting.pop_front());
+                        if let Some(h) = host.waiting.pop_front() {
+                            self.release(&h);
+                            late.push(h);
+                        }
                     }
                 }
             }
             if !late.is_empty() {
-                let State { hosts, ring, .. } = &mut *st;
                 ring.retain(|k| hosts.get(k).is_some_and(|h| !h.waiting.is_empty()));
                 hosts.retain(|_, h| !h.waiting.is_empty() || h.calls() > 0);
                 self.stats.queued.fetch_sub(late.len(), Ordering::AcqRel);
@@ -193,6 +197,14 @@ impl Dispatch {
             self.ready.notify_one();
         } else {
             self.ready.notify_waiters();
+        }
+    }
+
+    /// Counts a fire out of the node's claimed fires: a worker took it, or it is handed back.
+    fn release(&self, held: &Held) {
+        self.stats.claimed.fetch_sub(1, Ordering::AcqRel);
+        if held.waiting {
+            self.stats.reclaimed.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -219,18 +231,20 @@ impl Dispatch {
         let Some(reports) = self.handback.upgrade() else {
             return; // Shutting down: the store hands back everything not started.
         };
-        let now = self.clock.now();
-        for held in late {
-            let _ = reports.send(Report::Postponed {
-                execution_id: held.fire.execution_id,
-                node: held.node,
-                due_at: now,
-            });
-        }
+        let due_at = self.clock.now();
+        let _ = reports.send(Report::Postponed(
+            late.into_iter()
+                .map(|held| Handback {
+                    execution: held.fire.execution_id,
+                    node: held.node,
+                    due_at,
+                })
+                .collect(),
+        ));
     }
 
     /// Counters for health.
-    pub fn stats(&self) -> &WorkerStats {
+    pub fn stats(&self) -> &Arc<WorkerStats> {
         &self.stats
     }
 
@@ -269,6 +283,7 @@ impl Dispatch {
                 let mut held = None;
                 while let Some(h) = host.waiting.pop_front() {
                     self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.release(&h);
                     if self.is_late(&h, now) {
                         late.push(h);
                     } else {
@@ -424,6 +439,7 @@ mod tests {
             claimed: std::time::Instant::now()
                 .checked_sub(Duration::from_millis(due_ago_ms as u64))
                 .unwrap(),
+            waiting: false,
         }
     }
 
@@ -557,7 +573,7 @@ mod tests {
         assert!(rx.try_recv().is_err());
         d.push(vec![held("http://b.example/", 6_000)]);
         match rx.try_recv() {
-            Ok(Report::Postponed { .. }) => {}
+            Ok(Report::Postponed(_)) => {}
             other => panic!("expected a hand-back, got {other:?}"),
         }
         assert_eq!(d.stats.queued.load(Ordering::Acquire), 2);

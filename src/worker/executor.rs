@@ -22,7 +22,7 @@ use crate::domain::job::{ConcurrencyPolicy, HttpMethod};
 use crate::domain::job::{Delivery, RetryPolicy};
 use crate::gate::Gate;
 use crate::lease::Lease;
-use crate::store::{DynStore, Exclusive};
+use crate::store::{DynStore, Exclusive, Handback};
 
 /// Most of an answer's body read (and discarded) so the connection can be reused.
 const MAX_BODY_READ: usize = 64 * 1024;
@@ -124,11 +124,11 @@ impl Executor {
         if !self.gate.remembers(held.claimed) {
             tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
                 "held too long to judge against job changes: handed back to the store");
-            let _ = self.reports.send(Report::Postponed {
-                execution_id: held.fire.execution_id,
+            let _ = self.reports.send(Report::Postponed(vec![Handback {
+                execution: held.fire.execution_id,
                 node: held.node.clone(),
                 due_at: self.clock.now(),
-            });
+            }]));
             self.lease.settle(epoch);
             return;
         }
@@ -211,11 +211,11 @@ impl Executor {
                 tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
                     retry_in_ms = START_RETRY.as_millis() as u64, "cannot mark the fire started");
                 let due_at = now + chrono::Duration::from_std(START_RETRY).unwrap_or_default();
-                let _ = self.reports.send(Report::Postponed {
-                    execution_id: fire.execution_id,
+                let _ = self.reports.send(Report::Postponed(vec![Handback {
+                    execution: fire.execution_id,
                     node: node.clone(),
                     due_at,
-                });
+                }]));
                 false
             }
         }

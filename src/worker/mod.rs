@@ -34,11 +34,20 @@ pub struct Held {
     pub node: Arc<str>,
     /// When it was claimed, on the monotonic clock.
     pub claimed: std::time::Instant,
+    /// It was a waiting attempt when claimed (a retry, a manual call, a fire handed back),
+    /// not a job's new fire.
+    pub waiting: bool,
 }
 
 /// Counters the health endpoint shows.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
+    /// Fires this node claimed that no worker has taken and none was handed back: held by
+    /// the timer until due, or due and waiting in the dispatcher. The claimer claims no
+    /// more while it reaches `MAX_CLAIMED_FIRES`.
+    pub claimed: AtomicUsize,
+    /// Of `claimed`, the waiting attempts (retries, manual calls, fires handed back).
+    pub reclaimed: AtomicUsize,
     /// Fires due and waiting for a worker.
     pub queued: AtomicUsize,
     /// Calls in flight.

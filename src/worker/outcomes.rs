@@ -5,18 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::domain::fire::Outcome;
 use crate::lease::Lease;
-use crate::store::{DynStore, StoreError};
+use crate::store::{DynStore, Handback, StoreError};
 use crate::worker::WorkerStats;
 
 /// Most outcomes written by one transaction.
 const BATCH: usize = 512;
+/// Most attempts handed back by one transaction.
+const HANDBACK_BATCH: usize = 2048;
 /// Attempts at a write the database rejects for a reason other than being unreachable.
 const MAX_REJECTED: u32 = 5;
 
@@ -30,16 +31,9 @@ pub enum Report {
     /// The call was made: its outcome, and the lease epoch it was made under (settled once
     /// the outcome is stored).
     Outcome(Outcome, u64),
-    /// The attempt could not be marked started, so nothing was sent: it goes back to the
-    /// store, to be claimed again at `due_at`.
-    Postponed {
-        /// The attempt.
-        execution_id: Uuid,
-        /// The node id it was claimed under.
-        node: Arc<str>,
-        /// When it is due again.
-        due_at: DateTime<Utc>,
-    },
+    /// Attempts sent nowhere (their start could not be recorded, or they waited too long
+    /// for a worker): they go back to the store, each to be claimed again at its `due_at`.
+    Postponed(Vec<Handback>),
 }
 
 /// The writer's parts.
@@ -61,6 +55,7 @@ impl OutcomeWriter {
         let mut batch = Vec::with_capacity(BATCH);
         let mut epochs = Vec::with_capacity(BATCH);
         let mut reports = Vec::with_capacity(BATCH);
+        let mut handbacks = Vec::new();
         while self.incoming.recv_many(&mut reports, BATCH).await > 0 {
             for report in reports.drain(..) {
                 match report {
@@ -68,18 +63,16 @@ impl OutcomeWriter {
                         batch.push(outcome);
                         epochs.push(epoch);
                     }
-                    Report::Postponed {
-                        execution_id,
-                        node,
-                        due_at,
-                    } => {
-                        self.persist("handing back an attempt", || {
-                            self.store.postpone(execution_id, &node, due_at)
-                        })
-                        .await;
-                    }
+                    Report::Postponed(attempts) => handbacks.extend(attempts),
                 }
             }
+            // Handed back in one transaction per batch, so a node shedding thousands of
+            // fires a second keeps up with them.
+            for chunk in handbacks.chunks(HANDBACK_BATCH) {
+                self.persist("handing back attempts", || self.store.postpone(chunk))
+                    .await;
+            }
+            handbacks.clear();
             if !batch.is_empty() {
                 let recorded = self
                     .persist("writing outcomes", || self.store.record_outcomes(&batch))

@@ -14,6 +14,7 @@ mod crash;
 mod fairness;
 mod nodes;
 mod outage;
+mod overload;
 #[cfg(unix)]
 mod pause;
 mod pg;
@@ -66,6 +67,27 @@ pub async fn rows(url: &str) -> Vec<Row> {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
     }
+}
+
+/// One number a query counts (`SELECT count(*) ...`).
+pub async fn count(url: &str, sql: &'static str) -> i64 {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+/// A process's resident memory (KiB), from `/proc`.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Jobs' creation instants (ms).
