@@ -160,13 +160,13 @@ pub struct Settings {
     /// When set, also prune finished executions older than this (at least 1000, at most ten years).
     #[arg(long, env = "HISTORY_MAX_AGE_MS", default_value = "", hide_default_value = true, value_parser = Setting(unset_or(whole::<u64>(1_000..=3_650 * DAY_MS))))]
     pub history_max_age_ms: std::option::Option<u64>,
-    /// Pause between pruning steps (at least 10).
-    #[arg(long, env = "PRUNE_INTERVAL_MS", default_value_t = 1_000, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
+    /// Pause between pruning sweeps; each visits the jobs run since the last (at least 10).
+    #[arg(long, env = "PRUNE_INTERVAL_MS", default_value_t = 60_000, value_parser = Setting(whole::<u64>(10..=DAY_MS)))]
     pub prune_interval_ms: u64,
-    /// Jobs looked at per pruning step (1 to 100000).
+    /// Jobs pruned between two renewals of the pruning lease (1 to 100000).
     #[arg(long, env = "PRUNE_JOBS", default_value_t = 100, value_parser = Setting(whole::<u32>(1..=100_000)))]
     pub prune_jobs: u32,
-    /// Rows deleted per job and rule per pruning step, each batch its own short statement (1 to 100000).
+    /// Rows deleted per statement, each its own short transaction (1 to 100000).
     #[arg(long, env = "PRUNE_BATCH", default_value_t = 500, value_parser = Setting(whole::<u32>(1..=100_000)))]
     pub prune_batch: u32,
 }

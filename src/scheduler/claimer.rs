@@ -7,7 +7,8 @@
 //! wait in the timer or the dispatcher, it claims none, so a backlog stays in the store
 //! (where each job's misfire policy meets it) rather than in memory; waiting attempts may
 //! take a tenth of that room, so fires handed back for lack of a worker do not circle
-//! between the store and memory by the thousand.
+//! between the store and memory by the thousand. The late ones their policy skips are
+//! shed in the database by every claim, room or not.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -52,9 +53,9 @@ impl Claimer {
         if !self.lease.fresh() {
             return Ok(false);
         }
-        let Some(params) = self.room() else {
-            return Ok(false);
-        };
+        // Even with no room the claim runs: it takes nothing, but sheds the backlog its
+        // jobs' misfire policies skip, in the database.
+        let params = self.room();
         let (node, epoch) = self.lease.node();
         let claimed = self
             .store
@@ -86,8 +87,8 @@ impl Claimer {
     }
 
     /// This claim's bounds: the configured batches cut to the room left under
-    /// `max_claimed`; none when there is no room.
-    fn room(&self) -> Option<ClaimParams> {
+    /// `max_claimed`, nothing when there is none.
+    fn room(&self) -> ClaimParams {
         let room = self
             .max_claimed
             .saturating_sub(self.stats.claimed.load(Ordering::Acquire));
@@ -96,18 +97,17 @@ impl Claimer {
                 max_claimed = self.max_claimed,
                 "claiming paused: the node holds as many fires as it may"
             );
-            return None;
         }
         let waiting_room = (self.max_claimed / 10)
             .max(1)
             .saturating_sub(self.stats.reclaimed.load(Ordering::Acquire))
             .min(room);
         let cut = |limit: u32, room: usize| limit.min(u32::try_from(room).unwrap_or(u32::MAX));
-        Some(ClaimParams {
+        ClaimParams {
             batch: cut(self.params.batch, room),
             waiting_batch: cut(self.params.waiting_batch, waiting_room),
             ..self.params
-        })
+        }
     }
 
     /// Claims until `stop`; keeps claiming at once while whole batches come back.

@@ -181,7 +181,7 @@ pub(crate) fn split_missed(
 }
 
 /// The error recorded for a waiting attempt skipped by its job's misfire policy.
-fn missed_error(why: Missed) -> &'static str {
+pub(crate) fn missed_error(why: Missed) -> &'static str {
     match why {
         Missed::None => "missed: handed back past the misfire threshold (misfirePolicy none)",
         Missed::Superseded => {

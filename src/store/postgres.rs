@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
+    missed_error,
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
     split_missed,
 };
@@ -22,7 +23,7 @@ use super::shared::Sql;
 use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::plan::Window;
+use crate::domain::plan::{Missed, Window};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -342,6 +343,7 @@ async fn take_waiting(
     w: &Window,
     limit: u32,
 ) -> Result<(Vec<Fire>, usize), sqlx::Error> {
+    shed_waiting(tx, w).await?;
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
          AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
@@ -378,4 +380,33 @@ mod tests {
         assert_eq!(o.get_database(), Some("db"));
         assert_eq!(o.get_options(), Some("-c search_path=public"));
     }
+}
+
+/// Most waiting attempts one claim sheds per policy.
+const SHED_LIMIT: i64 = 10_000;
+
+/// Sheds, in the database, the late waiting first attempts their jobs' misfire policies skip
+/// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] of each per claim.
+async fn shed_waiting(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    w: &Window,
+) -> Result<(), sqlx::Error> {
+    const NONE: &str = rows::shed_waiting!(none, " FOR UPDATE OF e SKIP LOCKED");
+    const ONE: &str = rows::shed_waiting!(one, " FOR UPDATE OF e SKIP LOCKED");
+    let mut shed = 0;
+    for (statement, why) in [(NONE, Missed::None), (ONE, Missed::Superseded)] {
+        shed += sqlx::query(statement)
+            .bind(to_ms(w.now))
+            .bind(missed_error(why))
+            .bind(to_ms(w.horizon))
+            .bind(to_ms(w.misfire_before))
+            .bind(SHED_LIMIT)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    if shed > 0 {
+        tracing::info!(fires = shed, "waiting fires past the misfire threshold: skipped by their jobs' misfire policies");
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
+    missed_error,
     DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
     split_missed,
 };
@@ -30,7 +31,7 @@ use super::shared::Sql;
 use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::plan::Window;
+use crate::domain::plan::{Missed, Window};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -336,6 +337,7 @@ async fn take_waiting(
     w: &Window,
     limit: u32,
 ) -> Result<(Vec<Fire>, usize), sqlx::Error> {
+    shed_waiting(tx, w).await?;
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "SELECT ",
         open_execution_columns!(),
@@ -365,4 +367,33 @@ async fn take_waiting(
             .await?;
     }
     Ok((call, taken))
+}
+
+/// Most waiting attempts one claim sheds per policy.
+const SHED_LIMIT: i64 = 10_000;
+
+/// Sheds, in the database, the late waiting first attempts their jobs' misfire policies skip
+/// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] of each per claim.
+async fn shed_waiting(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    w: &Window,
+) -> Result<(), sqlx::Error> {
+    const NONE: &str = rows::shed_waiting!(none, "");
+    const ONE: &str = rows::shed_waiting!(one, "");
+    let mut shed = 0;
+    for (statement, why) in [(NONE, Missed::None), (ONE, Missed::Superseded)] {
+        shed += sqlx::query(statement)
+            .bind(to_ms(w.now))
+            .bind(missed_error(why))
+            .bind(to_ms(w.horizon))
+            .bind(to_ms(w.misfire_before))
+            .bind(SHED_LIMIT)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    if shed > 0 {
+        tracing::info!(fires = shed, "waiting fires past the misfire threshold: skipped by their jobs' misfire policies");
+    }
+    Ok(())
 }

@@ -191,3 +191,101 @@ async fn outcomes_waiting_for_the_database_are_bounded() {
     .await;
     assert!(resumed, "calls resume:\n{}", server.log_text());
 }
+
+/// Outage at load: 1,000 jobs every second, PostgreSQL stopped for 60 s and started again.
+/// Memory stays within what the README promises for the outage (the outcomes waiting for
+/// the database, at most `MAX_UNSTORED_OUTCOMES` of about 400 bytes; nothing new is claimed
+/// while the database is away), every call made has its outcome stored once the database
+/// is back, and no fire is called twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_at_a_thousand_fires_a_second_loses_nothing() {
+    const JOBS: usize = 1_000;
+    const UNSTORED: u64 = 10_000;
+    let _serial = SERIAL.lock().await;
+    let pg = PrivatePg::start();
+    let target = Target::start(Behaviour::default()).await;
+    let mut server = Server::start(
+        &pg.url(),
+        &[("MAX_UNSTORED_OUTCOMES", UNSTORED.to_string())],
+    );
+    let pid = server.child.id();
+    let url = server.url("/jobs");
+    let mut made = tokio::task::JoinSet::new();
+    for chunk in 0..JOBS / 100 {
+        let (url, api) = (url.clone(), target.url());
+        made.spawn(async move {
+            for _ in 0..100 {
+                let r = crate::common::client()
+                    .post(&url)
+                    .json(&json!({"schedule": "* * * * * *", "api": api}))
+                    .send()
+                    .await
+                    .expect("POST /jobs");
+                assert_eq!(r.status(), 201, "job {chunk}");
+            }
+        });
+    }
+    while let Some(done) = made.join_next().await {
+        done.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let calls_before = target.calls().len();
+    assert!(
+        calls_before > JOBS * 5,
+        "{calls_before} calls in the first 15 s"
+    );
+    let rss_before = crate::rss_kib(pid);
+
+    pg.down();
+    let mut rss_most = rss_before;
+    let down = std::time::Instant::now();
+    while down.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss_most = rss_most.max(crate::rss_kib(pid));
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "still running after 60 s without its database"
+    );
+    pg.up();
+    let recovered = eventually_async(Duration::from_secs(30), || async {
+        health(&server).await.0 == 200
+    })
+    .await;
+    assert!(recovered, "healthy again:\n{}", server.log_text());
+
+    // Every call made has its outcome stored, none lost for the outage.
+    let stored = eventually_async(Duration::from_secs(60), || async {
+        let rows = crate::rows(&pg.url()).await;
+        let ok: std::collections::HashSet<(String, i64)> = rows
+            .iter()
+            .filter(|r| r.success == Some(true))
+            .map(|r| (r.job_id.to_string(), r.scheduled_at))
+            .collect();
+        target
+            .calls()
+            .iter()
+            .all(|c| ok.contains(&(c.job_id.clone(), instant_of(c))))
+    })
+    .await;
+    assert!(
+        stored,
+        "every call made has its outcome stored:\n{}",
+        server.log_text()
+    );
+    assert!(
+        target.per_fire().values().all(|n| *n == 1),
+        "no fire called twice"
+    );
+    // The README's bound: the waiting outcomes (about 400 bytes each) and no new claims;
+    // the debug binary's allocator is given as much again.
+    let grew = rss_most.saturating_sub(rss_before);
+    assert!(
+        grew <= UNSTORED * 400 / 1024 * 2 + 4096,
+        "memory grew by {grew} KiB during the outage (from {rss_before} KiB)"
+    );
+    eprintln!(
+        "outage at load: {calls_before} calls before, RSS {rss_before} KiB before, at most {rss_most} KiB during, {} calls in all",
+        target.calls().len()
+    );
+}
