@@ -396,37 +396,39 @@ pub(crate) const ABANDON: &str = "UPDATE executions SET state = 'unknown', succe
 pub(crate) const SKIP_MISSED: &str = "UPDATE executions SET state = 'skipped', executed_at = $2, \
      duration_ms = 0, success = FALSE, error = $3, node_id = NULL WHERE id = $1";
 
-/// Records skipped, at `$1` with error `$2`, at most `$5` waiting first attempts of
-/// scheduled fires due by `$3` and scheduled before `$4` (the misfire threshold), whose
-/// job's policy sheds them: `none` always, `one` when a later such attempt of the job waits
-/// too. The same rule as a claim's (`plan::misfired`), applied in the database so a backlog
-/// of them is shed without being read into memory; `$lock` is the backend's row lock.
+/// Records skipped, at `$1` with error `$2`, waiting first attempts of scheduled fires due
+/// by `$3` and scheduled before `$4` (the misfire threshold) whose job's policy sheds them,
+/// among the first `$5` such attempts of the policy's jobs: `none` all of them, `one` all
+/// but each job's latest. The same rule as a claim's (`plan::misfired`), applied in the
+/// database so a backlog of them is shed without being read into memory; `$lock` is the
+/// backend's row lock.
 macro_rules! shed_waiting {
     (none, $lock:literal) => {
-        $crate::store::rows::shed_waiting!("none", "", $lock)
+        $crate::store::rows::shed_waiting!("none", "SELECT id FROM late", $lock)
     };
     (one, $lock:literal) => {
         $crate::store::rows::shed_waiting!(
             "one",
-            " AND EXISTS (SELECT 1 FROM executions l WHERE l.job_id = e.job_id \
-             AND l.state = 'claimed' AND l.node_id IS NULL AND l.attempt <= 1 \
-             AND l.trigger = 'schedule' AND l.scheduled_at > e.scheduled_at AND l.scheduled_at < $4)",
+            "SELECT id FROM (SELECT id, scheduled_at, \
+             max(scheduled_at) OVER (PARTITION BY job_id) AS latest FROM late) AS t \
+             WHERE scheduled_at < latest",
             $lock
         )
     };
-    ($policy:literal, $also:literal, $lock:literal) => {
+    ($policy:literal, $pick:literal, $lock:literal) => {
         concat!(
             "UPDATE executions SET state = 'skipped', executed_at = $1, duration_ms = 0, \
              success = FALSE, error = $2, node_id = NULL \
-             WHERE state = 'claimed' AND node_id IS NULL AND id IN (SELECT e.id FROM executions e \
+             WHERE state = 'claimed' AND node_id IS NULL AND id IN (WITH late AS \
+             (SELECT e.id, e.job_id, e.scheduled_at FROM executions e \
              JOIN jobs j ON j.id = e.job_id WHERE e.state = 'claimed' AND e.node_id IS NULL \
              AND e.due_at <= $3 AND e.attempt <= 1 AND e.trigger = 'schedule' \
              AND e.scheduled_at < $4 AND j.misfire_policy = '",
             $policy,
-            "'",
-            $also,
-            " ORDER BY e.due_at LIMIT $5",
+            "' ORDER BY e.due_at LIMIT $5",
             $lock,
+            ") ",
+            $pick,
             ")"
         )
     };
