@@ -338,6 +338,7 @@ impl Parts<'_> {
                 max_catchup: self.config.misfire_max_catchup,
                 batch: CLAIM_BATCH,
                 waiting_batch: CLAIM_BATCH,
+                max_fires: usize::MAX,
             },
             interval: self.config.claim_interval,
             clock: self.clock.clone(),

@@ -55,6 +55,7 @@ async fn an_outcome_the_database_refuses_ends_unknown_and_takes_no_other_with_it
         max_catchup: 10,
         batch: 100,
         waiting_batch: 100,
+        max_fires: usize::MAX,
     };
     let clock = FixedClock(Mutex::new(t0));
     let mut fires = store

@@ -164,6 +164,7 @@ fn params(lookahead: Duration) -> ClaimParams {
         max_catchup: 3,
         batch: 100,
         waiting_batch: 100,
+        max_fires: usize::MAX,
     }
 }
 
@@ -505,6 +506,7 @@ async fn case_misfire_policies(kind: Db) {
         max_catchup: 3,
         batch: 100,
         waiting_batch: 100,
+        max_fires: usize::MAX,
     };
     let got = claim(s, "node-a", &p, &clock).await;
     assert_eq!(instants(&got, one.id), vec![secs(50), secs(60)], "one");

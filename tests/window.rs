@@ -63,6 +63,7 @@ async fn only_the_window_reaches_the_timer(kind: Db) {
             max_catchup: 10,
             batch: 100,
             waiting_batch: 100,
+            max_fires: usize::MAX,
         },
         interval: StdDuration::from_millis(250),
         clock: clock.clone(),

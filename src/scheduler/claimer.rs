@@ -106,6 +106,7 @@ impl Claimer {
         ClaimParams {
             batch: cut(self.params.batch, room),
             waiting_batch: cut(self.params.waiting_batch, waiting_room),
+            max_fires: self.params.max_fires.min(room),
             ..self.params
         }
     }

@@ -87,11 +87,20 @@ pub(crate) struct Planned {
     pub next: Vec<Advance>,
 }
 
-pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> Planned {
+/// Plans the fires of due `jobs`, at most `budget` of them (the claimer's room) and never
+/// more than [`FIRE_BUDGET`]: a job whose fires would pass it is left due for the next
+/// claim, unless it is the first (one job's catch-up is never split).
+pub(crate) fn plan_due(
+    jobs: Vec<DueJob>,
+    w: &Window,
+    cache: &ScheduleCache,
+    budget: usize,
+) -> Planned {
+    let budget = budget.min(FIRE_BUDGET);
     let mut fires = Vec::with_capacity(jobs.len() * 2);
     let mut next = Vec::with_capacity(jobs.len());
     for job in jobs {
-        if fires.len() >= FIRE_BUDGET {
+        if fires.len() >= budget {
             break;
         }
         let (from, version) = (job.next_fire_at, job.call.version);
@@ -107,6 +116,9 @@ pub(crate) fn plan_due(jobs: Vec<DueJob>, w: &Window, cache: &ScheduleCache) -> 
         };
         let policy = MisfirePolicy::read(&job.misfire_policy);
         let p = plan(&schedule, from_ms(job.next_fire_at), policy, w);
+        if !fires.is_empty() && fires.len() + p.fires.len() > budget {
+            break;
+        }
         let call = job.call.into_call();
         for at in p.fires {
             fires.push(Fire {
@@ -276,12 +288,23 @@ mod tests {
         let from = to_ms(now - Duration::hours(5));
         let jobs: Vec<DueJob> = (0..10).map(|_| due_job(from)).collect();
         let w = Window::new(now, Duration::seconds(2), Duration::seconds(5), 100_000);
-        let planned = plan_due(jobs, &w, &ScheduleCache::default());
-        // Planning stops at the first job that finds the budget spent; one job's catch-up
-        // may pass it.
-        assert_eq!(planned.next.len(), 2, "jobs planned");
-        assert!(planned.fires.len() >= FIRE_BUDGET);
-        assert!(planned.fires.len() < FIRE_BUDGET + 18_010);
+        let planned = plan_due(jobs, &w, &ScheduleCache::default(), usize::MAX);
+        // Planning stops before the job whose fires would pass the budget; the first job's
+        // catch-up is never split, so it may pass it alone.
+        assert_eq!(planned.next.len(), 1, "jobs planned");
+        assert!(planned.fires.len() <= FIRE_BUDGET);
+        assert!(planned.fires.len() >= 18_000);
+        let alone = plan_due(
+            (0..3).map(|_| due_job(from)).collect(),
+            &w,
+            &ScheduleCache::default(),
+            500,
+        );
+        assert_eq!(
+            alone.next.len(),
+            1,
+            "the first job alone, past a budget of 500"
+        );
         // Each planned job records what it was read at, to be advanced only if unchanged.
         assert!(
             planned

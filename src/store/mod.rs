@@ -175,6 +175,9 @@ pub struct ClaimParams {
     /// Most waiting attempts (retries, manual calls, fires handed back) taken by one claim
     /// transaction.
     pub waiting_batch: u32,
+    /// Most new first attempts planned by one claim transaction (one job's catch-up is
+    /// never split, so a single job may pass it).
+    pub max_fires: usize,
 }
 
 /// An attempt a node claimed and hands back unsent, to wait in the store until `due_at`.

@@ -14,9 +14,8 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
-    missed_error,
-    DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
-    split_missed,
+    DueJob, OpenExecution, ScheduleCache, due_job_columns, missed_error, open_execution_columns,
+    plan_due, split_missed,
 };
 use super::rows;
 use super::shared::Sql;
@@ -197,7 +196,7 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         let jobs_read = jobs.len();
-        let planned = plan_due(jobs, &w, &self.schedules);
+        let planned = plan_due(jobs, &w, &self.schedules, params.max_fires);
         let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
         if !planned.next.is_empty() {
             let (ids, next): (Vec<Uuid>, Vec<Option<i64>>) =
@@ -406,7 +405,10 @@ async fn shed_waiting(
             .rows_affected();
     }
     if shed > 0 {
-        tracing::info!(fires = shed, "waiting fires past the misfire threshold: skipped by their jobs' misfire policies");
+        tracing::info!(
+            fires = shed,
+            "waiting fires past the misfire threshold: skipped by their jobs' misfire policies"
+        );
     }
     Ok(())
 }

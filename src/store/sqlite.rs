@@ -22,9 +22,8 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
-    missed_error,
-    DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
-    split_missed,
+    DueJob, OpenExecution, ScheduleCache, due_job_columns, missed_error, open_execution_columns,
+    plan_due, split_missed,
 };
 use super::rows;
 use super::shared::Sql;
@@ -203,7 +202,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let jobs_read = jobs.len();
-        let mut planned = plan_due(jobs, &w, &self.schedules);
+        let mut planned = plan_due(jobs, &w, &self.schedules, params.max_fires);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // A job changed since it was read keeps its row; its fires are planned again by the
         // next claim.
@@ -393,7 +392,10 @@ async fn shed_waiting(
             .rows_affected();
     }
     if shed > 0 {
-        tracing::info!(fires = shed, "waiting fires past the misfire threshold: skipped by their jobs' misfire policies");
+        tracing::info!(
+            fires = shed,
+            "waiting fires past the misfire threshold: skipped by their jobs' misfire policies"
+        );
     }
     Ok(())
 }

@@ -180,7 +180,7 @@ impl Dispatch {
                 if let Some(host) = hosts.get_mut(key) {
                     while host.waiting.front().is_some_and(|h| self.is_late(h, now)) {
                         if let Some(h) = host.waiting.pop_front() {
-                            self.release(&h);
+                            self.release(&h, true);
                             late.push(h);
                         }
                     }
@@ -200,9 +200,12 @@ impl Dispatch {
         }
     }
 
-    /// Counts a fire out of the node's claimed fires: a worker took it, or it is handed back.
-    fn release(&self, held: &Held) {
-        self.stats.claimed.fetch_sub(1, Ordering::AcqRel);
+    /// Counts a fire out of the node's claimed fires as a worker takes it. A fire handed
+    /// back stays counted until the outcome writer has stored it back (`late`).
+    fn release(&self, held: &Held, late: bool) {
+        if !late {
+            self.stats.claimed.fetch_sub(1, Ordering::AcqRel);
+        }
         if held.waiting {
             self.stats.reclaimed.fetch_sub(1, Ordering::AcqRel);
         }
@@ -232,7 +235,7 @@ impl Dispatch {
             return; // Shutting down: the store hands back everything not started.
         };
         let due_at = self.clock.now();
-        let _ = reports.send(Report::Postponed(
+        let _ = reports.send(Report::HandedBack(
             late.into_iter()
                 .map(|held| Handback {
                     execution: held.fire.execution_id,
@@ -283,8 +286,9 @@ impl Dispatch {
                 let mut held = None;
                 while let Some(h) = host.waiting.pop_front() {
                     self.stats.queued.fetch_sub(1, Ordering::AcqRel);
-                    self.release(&h);
-                    if self.is_late(&h, now) {
+                    let is_late = self.is_late(&h, now);
+                    self.release(&h, is_late);
+                    if is_late {
                         late.push(h);
                     } else {
                         held = Some(h);
@@ -573,7 +577,7 @@ mod tests {
         assert!(rx.try_recv().is_err());
         d.push(vec![held("http://b.example/", 6_000)]);
         match rx.try_recv() {
-            Ok(Report::Postponed(_)) => {}
+            Ok(Report::HandedBack(_)) => {}
             other => panic!("expected a hand-back, got {other:?}"),
         }
         assert_eq!(d.stats.queued.load(Ordering::Acquire), 2);

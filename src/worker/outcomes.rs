@@ -34,6 +34,9 @@ pub enum Report {
     /// Attempts sent nowhere (their start could not be recorded, or they waited too long
     /// for a worker): they go back to the store, each to be claimed again at its `due_at`.
     Postponed(Vec<Handback>),
+    /// Claimed fires that waited too long for a worker, handed back by the dispatcher:
+    /// counted among the node's claimed fires until they are back in the store.
+    HandedBack(Vec<Handback>),
 }
 
 /// The writer's parts.
@@ -56,6 +59,7 @@ impl OutcomeWriter {
         let mut epochs = Vec::with_capacity(BATCH);
         let mut reports = Vec::with_capacity(BATCH);
         let mut handbacks = Vec::new();
+        let mut held = 0;
         while self.incoming.recv_many(&mut reports, BATCH).await > 0 {
             for report in reports.drain(..) {
                 match report {
@@ -64,6 +68,10 @@ impl OutcomeWriter {
                         epochs.push(epoch);
                     }
                     Report::Postponed(attempts) => handbacks.extend(attempts),
+                    Report::HandedBack(attempts) => {
+                        held += attempts.len();
+                        handbacks.extend(attempts);
+                    }
                 }
             }
             // Handed back in one transaction per batch, so a node shedding thousands of
@@ -73,6 +81,11 @@ impl OutcomeWriter {
                     .await;
             }
             handbacks.clear();
+            // Back in the store (or given up on): no longer this node's to hold.
+            self.stats.claimed.fetch_sub(
+                std::mem::take(&mut held),
+                std::sync::atomic::Ordering::AcqRel,
+            );
             if !batch.is_empty() {
                 let recorded = self
                     .persist("writing outcomes", || self.store.record_outcomes(&batch))
