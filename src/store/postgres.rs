@@ -368,19 +368,6 @@ async fn take_waiting(
     Ok((call, taken))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prisma_schema_parameter_becomes_the_search_path() {
-        let o = connect_options("postgresql://u:p@localhost:5432/db?schema=public&sslmode=disable")
-            .unwrap();
-        assert_eq!(o.get_database(), Some("db"));
-        assert_eq!(o.get_options(), Some("-c search_path=public"));
-    }
-}
-
 /// Most waiting attempts one claim sheds per policy.
 const SHED_LIMIT: i64 = 10_000;
 
@@ -411,4 +398,17 @@ async fn shed_waiting(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prisma_schema_parameter_becomes_the_search_path() {
+        let o = connect_options("postgresql://u:p@localhost:5432/db?schema=public&sslmode=disable")
+            .unwrap();
+        assert_eq!(o.get_database(), Some("db"));
+        assert_eq!(o.get_options(), Some("-c search_path=public"));
+    }
 }

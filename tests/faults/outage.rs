@@ -271,28 +271,25 @@ async fn an_outage_at_a_thousand_fires_a_second_loses_nothing() {
     .await;
     if !stored {
         let rows = crate::rows(&pg.url()).await;
+        let mut by_fire: std::collections::HashMap<(String, i64), Vec<&crate::Row>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            by_fire
+                .entry((r.job_id.to_string(), r.scheduled_at))
+                .or_default()
+                .push(r);
+        }
         let missing: Vec<String> = target
             .calls()
             .iter()
-            .filter(|c| {
-                !rows.iter().any(|r| {
-                    r.job_id.to_string() == c.job_id
-                        && r.scheduled_at == instant_of(c)
-                        && r.success == Some(true)
-                })
+            .map(|c| (c.job_id.clone(), instant_of(c)))
+            .filter(|k| {
+                !by_fire
+                    .get(k)
+                    .is_some_and(|rs| rs.iter().any(|r| r.success == Some(true)))
             })
             .take(5)
-            .map(|c| {
-                let of: Vec<_> = rows
-                    .iter()
-                    .filter(|r| r.job_id.to_string() == c.job_id && r.scheduled_at == instant_of(c))
-                    .collect();
-                format!(
-                    "{} at {} (down at {down_ms}): {of:?}",
-                    c.job_id,
-                    instant_of(c)
-                )
-            })
+            .map(|k| format!("{} at {} (down at {down_ms}): {:?}", k.0, k.1, by_fire.get(&k)))
             .collect();
         let log = server.log_text();
         let tail: Vec<&str> = log.lines().filter(|l| !l.contains("\"call\"")).collect();
