@@ -256,20 +256,25 @@ async fn an_outage_at_a_thousand_fires_a_second_loses_nothing() {
     assert!(recovered, "healthy again:\n{}", server.log_text());
 
     // Every call made has its outcome stored, none lost for the outage.
+    // Calls go on at 1,000 a second: each check takes the calls made so far, then gives
+    // their outcomes a second to be written before it reads the rows.
     let stored = eventually_async(Duration::from_secs(60), || async {
+        let calls = target.calls();
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let rows = crate::rows(&pg.url()).await;
         let ok: std::collections::HashSet<(String, i64)> = rows
             .iter()
             .filter(|r| r.success == Some(true))
             .map(|r| (r.job_id.to_string(), r.scheduled_at))
             .collect();
-        target
-            .calls()
+        calls
             .iter()
             .all(|c| ok.contains(&(c.job_id.clone(), instant_of(c))))
     })
     .await;
     if !stored {
+        let calls = target.calls();
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let rows = crate::rows(&pg.url()).await;
         let mut by_fire: std::collections::HashMap<(String, i64), Vec<&crate::Row>> =
             std::collections::HashMap::new();
@@ -279,8 +284,7 @@ async fn an_outage_at_a_thousand_fires_a_second_loses_nothing() {
                 .or_default()
                 .push(r);
         }
-        let missing: Vec<String> = target
-            .calls()
+        let missing: Vec<String> = calls
             .iter()
             .map(|c| (c.job_id.clone(), instant_of(c)))
             .filter(|k| {
@@ -289,7 +293,14 @@ async fn an_outage_at_a_thousand_fires_a_second_loses_nothing() {
                     .is_some_and(|rs| rs.iter().any(|r| r.success == Some(true)))
             })
             .take(5)
-            .map(|k| format!("{} at {} (down at {down_ms}): {:?}", k.0, k.1, by_fire.get(&k)))
+            .map(|k| {
+                format!(
+                    "{} at {} (down at {down_ms}): {:?}",
+                    k.0,
+                    k.1,
+                    by_fire.get(&k)
+                )
+            })
             .collect();
         let log = server.log_text();
         let tail: Vec<&str> = log.lines().filter(|l| !l.contains("\"call\"")).collect();
