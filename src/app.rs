@@ -205,6 +205,7 @@ impl Application {
                 retention: config.retention,
                 clock: clock.clone(),
                 lease: lease.clone(),
+                revisit: Default::default(),
             }
             .run(stop.clone()),
         ));

@@ -5,9 +5,9 @@
 //! with short statements; the maximum age is applied from the oldest ids up. One node at a
 //! time sweeps: the holder of the pruning lease in the store.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,6 +35,10 @@ pub struct Retention {
 const SCAN_ROWS: u32 = 50_000;
 /// Most jobs one sweep visits; the next sweep, at once, takes the rest.
 const MAX_SWEEP_JOBS: usize = 100_000;
+/// How long sweeps visit again a job whose execution had not run when it was read (its row
+/// joins the history after the mark has passed it): past the look-ahead, a call's longest
+/// timeout and a retry's usual backoff.
+const REVISIT_FOR: Duration = Duration::from_secs(300);
 /// The shortest hold of the pruning lease.
 const MIN_HOLD: Duration = Duration::from_secs(30);
 
@@ -63,6 +67,9 @@ pub struct Pruner {
     pub clock: Arc<dyn Clock>,
     /// This node's identity, the pruning lease's holder.
     pub lease: Arc<Lease>,
+    /// Jobs to visit again, until when: they had an execution not yet run when the mark
+    /// passed it.
+    pub revisit: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl Pruner {
@@ -130,9 +137,15 @@ impl Pruner {
         };
         let mut seen = HashSet::new();
         let mut jobs = Vec::new();
+        let mut revisit =
+            std::mem::take(&mut *self.revisit.lock().unwrap_or_else(|e| e.into_inner()));
+        jobs.extend(revisit.keys().copied().filter(|j| seen.insert(*j)));
+        let now = Instant::now();
+        revisit.retain(|_, until| *until > now);
         loop {
             let changed = self.store.changed_jobs(mark, SCAN_ROWS).await?;
             sweep.rows += changed.rows;
+            revisit.extend(changed.open.iter().map(|j| (*j, now + REVISIT_FOR)));
             jobs.extend(changed.jobs.into_iter().filter(|j| seen.insert(*j)));
             mark = changed.last.or(mark);
             if changed.rows < u64::from(SCAN_ROWS) {
@@ -144,6 +157,9 @@ impl Pruner {
             }
         }
         sweep.jobs = jobs.len();
+        if revisit.len() <= MAX_SWEEP_JOBS {
+            *self.revisit.lock().unwrap_or_else(|e| e.into_inner()) = revisit;
+        }
         for chunk in jobs.chunks(r.jobs_per_step.max(1) as usize) {
             sweep.deleted += self.store.prune_jobs(chunk, r.keep, r.batch).await?;
             if self.take(node).await?.is_none() {

@@ -150,6 +150,7 @@ async fn one_sweep_visits_only_the_changed_jobs(kind: Db) {
         },
         clock: clock.clone(),
         lease: Arc::new(Lease::new(Duration::from_secs(15), clock)),
+        revisit: Default::default(),
     };
     let mut pg = match kind {
         Db::Postgres => Some(sqlx::PgConnection::connect(&db.url).await.unwrap()),

@@ -1549,9 +1549,11 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
         },
         clock: clock.clone(),
         lease: lease.clone(),
+        revisit: Default::default(),
     };
     // Two jobs between lease renewals, 2 rows per statement, keeping 4.
-    let sweep = pruner(None).sweep("node-a").await.unwrap();
+    let first = pruner(None);
+    let sweep = first.sweep("node-a").await.unwrap();
     assert_eq!(
         (
             sweep.held,
@@ -1581,6 +1583,24 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
             "unfinished attempts are never pruned"
         );
     }
+    // A call read before it ran (the mark has passed its row) finishes: the same pruner
+    // visits its job again and brings it back to 4.
+    let open0 = fires
+        .iter()
+        .find(|f| f.job_id == jobs[0].id && f.scheduled_at == secs(9))
+        .unwrap();
+    s.record_outcomes(&[success(open0, secs(9) + Duration::milliseconds(5))])
+        .await
+        .unwrap();
+    let again = first.sweep("node-a").await.unwrap();
+    assert_eq!((again.jobs, again.rows, again.deleted), (3, 0, 1));
+    assert_eq!(
+        s.executions_page(jobs[0].id, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
     // Nothing recorded since: the next sweep visits no job and reads no row.
     let idle = pruner(None).sweep("node-a").await.unwrap();
     assert_eq!(
@@ -1614,7 +1634,10 @@ async fn case_pruning_keeps_the_newest_k_per_job(kind: Db) {
         let left = s.executions_page(j.id, None, 100).await.unwrap();
         assert!(left.is_empty(), "only the unfinished attempt is left");
     }
-    let open = fires.iter().find(|f| f.scheduled_at == secs(9)).unwrap();
+    let open = fires
+        .iter()
+        .find(|f| f.job_id == jobs[1].id && f.scheduled_at == secs(9))
+        .unwrap();
     assert!(
         s.execution(open.job_id, open.execution_id)
             .await

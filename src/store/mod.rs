@@ -128,6 +128,9 @@ pub enum NextFire {
 pub struct Changed {
     /// Each job once.
     pub jobs: Vec<Uuid>,
+    /// Of those, the jobs with an execution read that has not run yet (its row counts
+    /// towards the job's history only once it finishes, after the mark has moved on).
+    pub open: Vec<Uuid>,
     /// Execution rows read.
     pub rows: u64,
     /// The last execution id read: the next mark.

@@ -464,10 +464,11 @@ pub(crate) const SET_PRUNE_MARK: &str =
     "UPDATE maintenance SET mark = $2 WHERE name = 'prune' AND holder = $1";
 
 /// The jobs of at most `$2` executions created after id `$1`: each job once, with the last
-/// id and the number of rows read of it.
+/// id, the number of rows read of it, and 1 when one of them has not run yet.
 pub(crate) const CHANGED_JOBS: &str = "WITH t AS \
-     (SELECT id, job_id FROM executions WHERE id > $1 ORDER BY id LIMIT $2) \
-     SELECT job_id, (SELECT id FROM t ORDER BY id DESC LIMIT 1), count(*) FROM t GROUP BY job_id";
+     (SELECT id, job_id, executed_at FROM executions WHERE id > $1 ORDER BY id LIMIT $2) \
+     SELECT job_id, (SELECT id FROM t ORDER BY id DESC LIMIT 1), count(*), \
+     CAST(max(CASE WHEN executed_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) FROM t GROUP BY job_id";
 
 /// Started `ATMOST_ONCE` attempts of nodes not heard from since `$2` (other than `$1`) are
 /// recorded unknown (`$3`) at `$4`; they are never sent again. Run after

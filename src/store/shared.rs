@@ -240,7 +240,7 @@ where
     (i32,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Uuid,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Option<Uuid>,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
-    (Uuid, Uuid, i64): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (Uuid, Uuid, i64, i64): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -615,7 +615,7 @@ where
     }
 
     async fn changed_jobs(&self, mark: Option<Uuid>, rows: u32) -> Result<Changed, StoreError> {
-        let groups: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(rows::CHANGED_JOBS)
+        let groups: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(rows::CHANGED_JOBS)
             .bind(mark.unwrap_or(Uuid::nil()))
             .bind(i64::from(rows))
             .fetch_all(self.pool())
@@ -623,6 +623,7 @@ where
         Ok(Changed {
             rows: groups.iter().map(|g| g.2 as u64).sum(),
             last: groups.iter().map(|g| g.1).max(),
+            open: groups.iter().filter(|g| g.3 > 0).map(|g| g.0).collect(),
             jobs: groups.into_iter().map(|g| g.0).collect(),
         })
     }
