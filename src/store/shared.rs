@@ -216,6 +216,7 @@ impl Affected for sqlx::sqlite::SqliteQueryResult {
 impl<T> CommonOps for T
 where
     T: Sql,
+    T::DB: sqlx::database::HasStatementCache,
     for<'c> &'c mut <T::DB as Database>::Connection: Executor<'c, Database = T::DB>,
     for<'a> <T::DB as Database>::Arguments: IntoArguments<T::DB>,
     <T::DB as Database>::Arguments: Default,
@@ -256,6 +257,7 @@ where
         for chunk in jobs.chunks(JOB_CHUNK) {
             insert_jobs_query::<T::DB>(chunk)
                 .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -314,7 +316,13 @@ where
                 ") AS v WHERE executions.id = v.column1 AND executions.node_id = v.column2 \
                  AND executions.state = 'claimed' RETURNING executions.id",
             );
-            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            // Not kept prepared: its text changes with the batch's size, and a cache of such
+            // statements grows the process (SQLite compiles them in it) for no reuse.
+            let ids: Vec<Uuid> = q
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
             back.extend(ids);
         }
         let mut total = back.len();

@@ -284,7 +284,11 @@ impl Store for SqliteStore {
                 ") AS v WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = v.column2 AND jobs.version = v.column6) \
                  ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
             );
-            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            let ids: Vec<Uuid> = q
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
             stored.extend(ids);
         }
         tx.commit().await?;
@@ -319,7 +323,13 @@ async fn insert_first_attempts(
                 .push_bind(node.to_owned());
         });
         q.push(" ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id");
-        let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        // Not kept prepared: the text changes with the number of fires, and SQLite compiles
+        // each in this process, so a cache of them only grows memory.
+        let ids: Vec<Uuid> = q
+            .build_query_scalar()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await?;
         inserted.extend(ids);
     }
     fires.retain(|f| inserted.contains(&f.execution_id));
