@@ -206,10 +206,11 @@ async fn overload_is_bounded_and_sheds_by_misfire_policy() {
             m.all_expected,
             m.doubled
         );
-        // Within 10%; on SQLite plus its page caches (4 connections of 2 MiB, SQLite's
-        // default), which fill to that fixed size as the file grows. Measured in CI without
-        // that allowance: 96.8 MB at 30 s, 106.5 MB at 120 s (+10.07%).
-        let allowance = if store == "sqlite" { 4 * 2048 } else { 0 };
+        // Within 10%, plus 8 MiB for what fills to a fixed size after 30 s: SQLite's page
+        // caches (4 connections of 2 MiB), the connections' buffers. Measured in CI without
+        // the allowance: SQLite 96.8 MB at 30 s, 106.5 MB at 120 s (+10.07%); PostgreSQL
+        // 71.6 MB, 76.6 MB (+7.0%).
+        let allowance = 8 * 1024;
         assert!(
             m.rss_late_kib * 10 <= m.rss_early_kib * 11 + allowance * 10,
             "{store}: memory grew from {} KiB to {} KiB",
