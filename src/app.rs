@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::jobs::Service;
 use crate::lease::{Lease, LeaseKeeper};
+use crate::meters;
 use crate::retention::Pruner;
-use crate::scheduler::claimer::Claimer;
+use crate::scheduler::claimer::{Claimer, Shedder};
 use crate::scheduler::timer::Timer;
 use crate::store::{self, Backend, ClaimParams, DynStore, StoreError};
 use crate::worker::dispatch::Dispatch;
@@ -29,6 +30,8 @@ use crate::worker::{WorkerPool, WorkerStats};
 
 /// Jobs advanced by one claim transaction.
 const CLAIM_BATCH: u32 = 2000;
+/// Least pause between sheds of late waiting fires.
+const SHED_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the outcome writer may take to store what is left at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// First and longest pause between attempts to reach the database at start-up.
@@ -173,6 +176,10 @@ impl Application {
             None => tracing::info!(node = %lease.node().0, "node registered"),
         }
         let mut tasks = vec![tokio::spawn(keeper.run(lease_stop.clone()))];
+        // The recorder is installed before any part records, and drained whether or not
+        // anyone scrapes.
+        meters::handle();
+        tasks.push(tokio::spawn(meters::upkeep(lease_stop.clone())));
         let parts = Parts {
             config: &config,
             store: &store,
@@ -319,7 +326,7 @@ impl Parts<'_> {
         &self,
         dispatch: Arc<Dispatch>,
         wake: Arc<Notify>,
-    ) -> anyhow::Result<[tokio::task::JoinHandle<()>; 2]> {
+    ) -> anyhow::Result<[tokio::task::JoinHandle<()>; 3]> {
         let (timer, incoming) = unbounded_channel();
         let timer_task = tokio::spawn(
             Timer {
@@ -347,7 +354,18 @@ impl Parts<'_> {
             stats: dispatch.stats().clone(),
             max_claimed: self.config.max_claimed_fires,
         };
-        Ok([timer_task, tokio::spawn(claimer.run(self.stop.clone()))])
+        let shedder = Shedder {
+            store: self.store.clone(),
+            lease: self.lease.clone(),
+            params: claimer.params,
+            clock: self.clock.clone(),
+            interval: self.config.claim_interval.max(SHED_INTERVAL),
+        };
+        Ok([
+            timer_task,
+            tokio::spawn(claimer.run(self.stop.clone())),
+            tokio::spawn(shedder.run(self.stop.clone())),
+        ])
     }
 }
 

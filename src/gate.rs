@@ -190,7 +190,10 @@ impl Gate {
                     *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some(began);
                     self.forget_old();
                 }
-                Err(e) => tracing::warn!(error = %e, "reading job changes failed; retrying"),
+                Err(e) => {
+                    crate::meters::db_error(crate::meters::op::CHANGES);
+                    tracing::warn!(error = %e, "reading job changes failed; retrying");
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,

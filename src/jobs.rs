@@ -15,9 +15,10 @@ use crate::domain::execution::{Execution, ExecutionSummary};
 use crate::domain::job::{JobRecord, JobSpec, NewJob};
 use crate::gate::Gate;
 use crate::lease::Lease;
+use crate::meters;
 use crate::store::group::JobWriter;
 use crate::store::{
-    DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered, Update,
+    Census, DELETED, DynStore, JobChange, JobQuery, JobRow, NextFire, StoreError, Triggered, Update,
 };
 use crate::worker::dispatch::Dispatch;
 use crate::worker::target_policy::TargetPolicy;
@@ -82,7 +83,13 @@ pub struct Service {
     policy: Arc<TargetPolicy>,
     /// The wall clock.
     clock: Arc<dyn Clock>,
+    /// The last census of jobs and nodes, and when it was taken.
+    census: Arc<std::sync::Mutex<Option<(std::time::Instant, Census)>>>,
 }
+
+/// How long a census of jobs and nodes serves the metrics: counting ten million jobs on
+/// every scrape would cost the database more than the scrape is worth.
+const CENSUS_FOR: Duration = Duration::from_secs(10);
 
 impl Service {
     /// The service over `store`; `claimer` wakes this node's claimer, `gate` is consulted
@@ -105,6 +112,7 @@ impl Service {
             workers,
             policy,
             clock,
+            census: Default::default(),
         }
     }
 
@@ -293,6 +301,41 @@ impl Service {
             slow: stats.slow.load(Ordering::Acquire),
             behind: self.workers.behind(),
         }
+    }
+
+    /// The metrics in the Prometheus text format: the levels read now, jobs and nodes
+    /// counted at most every [`CENSUS_FOR`] (the last count is shown while the database
+    /// does not answer).
+    pub async fn metrics(&self) -> String {
+        let stats = self.workers.stats();
+        meters::set_levels(&meters::Levels {
+            queued: stats.queued.load(Ordering::Acquire),
+            active: stats.active.load(Ordering::Acquire),
+            slow: stats.slow.load(Ordering::Acquire),
+            workers: self.workers.workers(),
+            claimed: stats.claimed.load(Ordering::Acquire),
+            unstored: stats.unstored.load(Ordering::Acquire),
+            behind: self.workers.behind(),
+            fresh: self.lease.fresh(),
+        });
+        let stale = {
+            let last = self.census.lock().unwrap_or_else(|e| e.into_inner());
+            last.is_none_or(|(at, _)| at.elapsed() >= CENSUS_FOR)
+        };
+        if stale {
+            let live_since = self.clock.now()
+                - chrono::Duration::from_std(self.lease.lease()).unwrap_or_default();
+            match tokio::time::timeout(PING_TIMEOUT, self.store.census(live_since)).await {
+                Ok(Ok(c)) => {
+                    meters::set_census(c.enabled, c.paused, c.nodes);
+                    *self.census.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((std::time::Instant::now(), c));
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting jobs and nodes failed"),
+                Err(_) => tracing::warn!("metrics: counting jobs and nodes timed out"),
+            }
+        }
+        meters::render()
     }
 
     /// Applies a committed change to this node's gate and waits until every other live

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SharedClock};
+use crate::meters;
 use crate::store::{Backend, DynStore, StoreError};
 
 /// This node's identity and how fresh its heartbeat is.
@@ -264,6 +265,7 @@ impl LeaseKeeper {
         };
         let (node, _) = self.lease.node();
         let got = self.store.recover(&node, live_since, now).await?;
+        meters::recovered(got.released, got.unknown);
         if got.unknown > 0 {
             tracing::warn!(
                 count = got.unknown,
@@ -286,6 +288,7 @@ impl LeaseKeeper {
             let wait = match self.run_once().await {
                 Ok(_) => period,
                 Err(e) => {
+                    meters::db_error(meters::op::HEARTBEAT);
                     tracing::warn!(error = %e, "heartbeat or recovery failed; retrying");
                     period.min(Duration::from_secs(1))
                 }

@@ -20,6 +20,7 @@
 //! - [`lease`]: this node's identity and heartbeat; hands dead nodes' attempts back.
 //! - [`gate`]: drops fires in memory whose job changed since they were claimed.
 //! - [`retention`]: prunes each job's history in the background.
+//! - [`meters`]: the metrics every part records, exported at `/metrics`.
 //! - [`app`] wires it together; [`config`], [`cli`] and [`telemetry`] surround it;
 //!   [`clock`] and [`backoff`] are small shared tools.
 //!
@@ -37,6 +38,7 @@ pub mod faults;
 pub mod gate;
 pub mod jobs;
 pub mod lease;
+pub mod meters;
 pub mod retention;
 pub mod scheduler;
 pub mod store;

@@ -101,6 +101,7 @@ impl Pruner {
                     }
                 }
                 Err(e) => {
+                    crate::meters::db_error(crate::meters::op::PRUNE);
                     tracing::warn!(error = %e, "pruning history failed; retrying");
                     self.retention.interval
                 }

@@ -75,6 +75,8 @@ conformance!(
     case_nodes_confirm_reading_changes,
     case_the_forbid_check_reads_an_index,
     case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded,
+    case_shedding_records_late_waiting_fires_by_policy,
+    case_census_counts_jobs_by_state_and_live_nodes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2077,4 +2079,71 @@ async fn case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded(kind: Db
         !unique.contains(&back[5].execution),
         "node-a still holds its own"
     );
+}
+
+/// Case 29: Shedding, in a transaction of its own, records skipped the late waiting first
+/// attempts their policies drop (`none` all, `one` all but the latest) and counts them;
+/// `all` fires and manual calls stay for a claim, which then takes no shed one.
+async fn case_shedding_records_late_waiting_fires_by_policy(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let mut jobs = Vec::new();
+    for policy in [MisfirePolicy::None, MisfirePolicy::One, MisfirePolicy::All] {
+        let mut job = new_job("0-4 0 10 * * *");
+        job.spec.misfire = policy;
+        insert(s, &job, Some(secs(0))).await;
+        jobs.push(job);
+    }
+    let clock = TestClock::at(secs(0));
+    let p = params(Duration::seconds(4));
+    assert_eq!(claim(s, "node-a", &p, &clock).await.len(), 15);
+    let manual = s.trigger(jobs[0].id, secs(0)).await.unwrap().unwrap();
+    s.heartbeat("node-a", secs(0)).await.unwrap();
+    assert_eq!(recover(s, "node-b", secs(15), secs(30)).await, swept(15, 0));
+    clock.set(secs(30));
+    let shed = s.shed_late(&p, clock.as_ref()).await.unwrap();
+    assert_eq!(
+        (shed.none, shed.one, shed.all),
+        (5, 4, 0),
+        "none: all five; one: all but the latest; all: none"
+    );
+    assert_eq!(
+        s.shed_late(&p, clock.as_ref()).await.unwrap(),
+        store::Misfires::default(),
+        "each once"
+    );
+    let taken = claim(s, "node-b", &p, &clock).await;
+    let (none, one, all) = (jobs[0].id, jobs[1].id, jobs[2].id);
+    let of = |job: Uuid| -> Vec<Uuid> {
+        taken
+            .iter()
+            .filter(|f| f.job_id == job)
+            .map(|f| f.execution_id)
+            .collect()
+    };
+    assert_eq!(of(none), vec![manual.execution_id], "none: the manual call");
+    assert_eq!(instants(&taken, one), vec![secs(4)], "one: the latest");
+    assert_eq!(instants(&taken, all), vec![secs(0), secs(1), secs(2)]);
+    let history = s.executions_page(none, None, 10).await.unwrap();
+    assert_eq!(history.len(), 5, "the shed fires are history");
+    assert!(history.iter().all(|e| !e.success));
+}
+
+/// Case 30: The census counts enabled and paused jobs and the nodes heard from lately.
+async fn case_census_counts_jobs_by_state_and_live_nodes(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    let empty = s.census(secs(0)).await.unwrap();
+    assert_eq!((empty.enabled, empty.paused, empty.nodes), (0, 0, 0));
+    for _ in 0..3 {
+        insert(s, &new_job("* * * * * *"), Some(secs(0))).await;
+    }
+    let mut paused = new_job("* * * * * *");
+    paused.spec.enabled = false;
+    insert(s, &paused, None).await;
+    s.heartbeat("node-a", secs(10)).await.unwrap();
+    s.heartbeat("node-b", secs(20)).await.unwrap();
+    let c = s.census(secs(15)).await.unwrap();
+    assert_eq!((c.enabled, c.paused, c.nodes), (3, 1, 1), "node-a is stale");
+    assert_eq!(s.census(secs(5)).await.unwrap().nodes, 2);
 }

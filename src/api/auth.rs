@@ -1,5 +1,5 @@
-//! Bearer-token access control: with `API_TOKEN` set, every endpoint but `/health` needs
-//! `Authorization: Bearer <token>`.
+//! Bearer-token access control: with `API_TOKEN` set, every endpoint but `/health` and the
+//! dashboard's files (`/ui`) needs `Authorization: Bearer <token>`.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -11,12 +11,12 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 
-/// Lets a request through when no token is configured, for `/health`, or with the token.
+/// Lets a request through when no token is configured, for an open path, or with the token.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(token) = state.token.as_deref() else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" {
+    if is_open(req.uri().path()) {
         return next.run(req).await;
     }
     let given = req
@@ -28,6 +28,12 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }
+}
+
+/// Whether a path is served without the token: `/health`, and the dashboard's static files
+/// (`/ui`, `/ui/...`), which hold no data and ask for the token themselves.
+fn is_open(path: &str) -> bool {
+    path == "/health" || path == "/ui" || path.starts_with("/ui/")
 }
 
 /// The token of an `Authorization` value using the `Bearer` scheme.
@@ -49,7 +55,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{bearer_token, constant_time_eq};
+    use super::{bearer_token, constant_time_eq, is_open};
 
     #[test]
     fn equal_only_when_equal() {
@@ -68,5 +74,27 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearerabc"), None);
         assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn only_health_and_the_dashboard_are_open() {
+        for path in ["/health", "/ui", "/ui/", "/ui/app.js", "/ui/index.html"] {
+            assert!(is_open(path), "{path}");
+        }
+        for path in [
+            "/jobs",
+            "/jobs/x/executions",
+            "/cron/next",
+            "/openapi.json",
+            "/docs/",
+            "/dummy",
+            "/uix",
+            "/ui.js",
+            "/health/x",
+            "/x/ui/",
+            "",
+        ] {
+            assert!(!is_open(path), "{path}");
+        }
     }
 }

@@ -14,9 +14,11 @@ pub mod json;
 pub mod malformed;
 pub mod openapi;
 pub mod params;
+pub mod scrape;
 pub mod serve;
 pub mod spec;
 pub mod starting;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -43,8 +45,10 @@ pub fn router(state: AppState) -> Router {
         .merge(executions::router())
         .merge(cron::router())
         .merge(health::router())
+        .merge(scrape::router())
         .merge(dummy::router())
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

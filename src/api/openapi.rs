@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         super::executions::detail,
         super::cron::next,
         super::health::health,
+        super::scrape::metrics,
         super::dummy::dummy,
     ),
     components(schemas(Error, ErrorDetail, TimeZoneName)),
@@ -44,7 +45,7 @@ pub fn router() -> Router<AppState> {
     tags(
         (name = "jobs", description = "Create and manage jobs"),
         (name = "executions", description = "What each job's calls did"),
-        (name = "tools", description = "Cron preview, health and a test target"),
+        (name = "tools", description = "Cron preview, health, metrics and a test target"),
     )
 )]
 pub struct ApiDoc;

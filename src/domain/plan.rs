@@ -44,6 +44,9 @@ pub struct Plan {
     pub fires: Vec<DateTime<Utc>>,
     /// The job's next fire time after them (`None`: the schedule never fires again).
     pub next: Option<DateTime<Utc>>,
+    /// The job was past the misfire threshold: its policy decided which missed instants
+    /// are called.
+    pub misfired: bool,
 }
 
 /// Plans the fires of a job whose next fire time is `next` (at or before the horizon).
@@ -53,7 +56,8 @@ pub struct Plan {
 pub fn plan(schedule: &Schedule, next: DateTime<Utc>, policy: MisfirePolicy, w: &Window) -> Plan {
     let mut fires = Vec::new();
     let mut cursor = Some(next);
-    if next < w.misfire_before {
+    let misfired = next < w.misfire_before;
+    if misfired {
         match policy {
             MisfirePolicy::All => {
                 while let Some(t) = cursor {
@@ -88,6 +92,7 @@ pub fn plan(schedule: &Schedule, next: DateTime<Utc>, policy: MisfirePolicy, w: 
     Plan {
         fires,
         next: cursor,
+        misfired,
     }
 }
 

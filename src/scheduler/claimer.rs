@@ -8,7 +8,8 @@
 //! (where each job's misfire policy meets it) rather than in memory; waiting attempts may
 //! take a tenth of that room, so fires handed back for lack of a worker do not circle
 //! between the store and memory by the thousand. The late ones their policy skips are
-//! shed in the database by every claim, room or not.
+//! shed in the database by the [`Shedder`], room or not, in transactions of their own: a
+//! slow shed over a large backlog never holds up a claim.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::lease::Lease;
+use crate::meters;
 use crate::store::{ClaimParams, DynStore, StoreError};
 use crate::worker::{Held, WorkerStats};
 
@@ -53,14 +55,18 @@ impl Claimer {
         if !self.lease.fresh() {
             return Ok(false);
         }
-        // Even with no room the claim runs: it takes nothing, but sheds the backlog its
-        // jobs' misfire policies skip, in the database.
         let params = self.room();
         let (node, epoch) = self.lease.node();
+        let began = std::time::Instant::now();
         let claimed = self
             .store
             .claim_due(&node, &params, self.clock.as_ref())
             .await?;
+        meters::claimed(claimed.fires.len(), began.elapsed());
+        let m = claimed.misfires;
+        for (policy, n) in [("none", m.none), ("one", m.one), ("all", m.all)] {
+            meters::misfired(policy, n);
+        }
         if !claimed.fires.is_empty() {
             let at = std::time::Instant::now();
             let (n, first) = (claimed.fires.len(), claimed.first_attempts);
@@ -122,6 +128,7 @@ impl Claimer {
                     self.interval
                 }
                 Err(e) => {
+                    meters::db_error(meters::op::CLAIM);
                     let wait = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
                     wait
@@ -130,6 +137,58 @@ impl Claimer {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Records skipped, in the database, the late waiting attempts their jobs' misfire
+/// policies drop, so a backlog the claimer has no room for never grows without bound.
+pub struct Shedder {
+    /// The store.
+    pub store: DynStore,
+    /// This node's lease: no shedding while it is not fresh.
+    pub lease: Arc<Lease>,
+    /// The claim window's bounds (the misfire threshold).
+    pub params: ClaimParams,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Pause between sheds.
+    pub interval: Duration,
+}
+
+impl Shedder {
+    /// Sheds until `stop`: at once again while a whole batch went, else every `interval`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut backoff = Backoff::new(self.interval, Duration::from_secs(5));
+        loop {
+            let wait = if !self.lease.fresh() {
+                self.interval
+            } else {
+                match self
+                    .store
+                    .shed_late(&self.params, self.clock.as_ref())
+                    .await
+                {
+                    Ok(m) => {
+                        backoff.reset();
+                        meters::misfired("none", m.none);
+                        meters::misfired("one", m.one);
+                        let whole = m.none.max(m.one) >= crate::store::SHED_LIMIT;
+                        if whole { Duration::ZERO } else { self.interval }
+                    }
+                    Err(e) => {
+                        meters::db_error(meters::op::CLAIM);
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64,
+                            "shedding late waiting fires failed");
+                        wait
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::rows::CallRow;
 use super::spelling::Stored;
-use super::{from_ms, to_ms};
+use super::{Misfires, from_ms, to_ms};
 use crate::domain::execution::ExecutionSummary;
 use crate::domain::execution::Trigger;
 use crate::domain::fire::Fire;
@@ -85,6 +85,8 @@ pub(crate) struct Planned {
     pub fires: Vec<Fire>,
     /// The jobs planned; due jobs beyond the budget are not among them.
     pub next: Vec<Advance>,
+    /// The planned jobs that were past the misfire threshold, by policy.
+    pub misfires: Misfires,
 }
 
 /// Plans the fires of due `jobs`, at most `budget` of them (the claimer's room) and never
@@ -99,6 +101,7 @@ pub(crate) fn plan_due(
     let budget = budget.min(FIRE_BUDGET);
     let mut fires = Vec::with_capacity(jobs.len() * 2);
     let mut next = Vec::with_capacity(jobs.len());
+    let mut misfires = Misfires::default();
     for job in jobs {
         if fires.len() >= budget {
             break;
@@ -119,6 +122,9 @@ pub(crate) fn plan_due(
         if !fires.is_empty() && fires.len() + p.fires.len() > budget {
             break;
         }
+        if p.misfired {
+            misfires.add(policy, 1);
+        }
         let call = job.call.into_call();
         for at in p.fires {
             fires.push(Fire {
@@ -137,7 +143,11 @@ pub(crate) fn plan_due(
             to: p.next.map(to_ms),
         });
     }
-    Planned { fires, next }
+    Planned {
+        fires,
+        next,
+        misfires,
+    }
 }
 
 /// A waiting execution joined with its job, as a claim takes it.
@@ -155,11 +165,11 @@ pub(crate) struct OpenExecution {
 }
 
 /// Waiting attempts taken by a claim, split by the misfire rule: those to call, and those
-/// to record skipped, with the reason.
+/// to record skipped, with the reason (and the count of these by policy).
 pub(crate) fn split_missed(
     taken: Vec<OpenExecution>,
     w: &Window,
-) -> (Vec<Fire>, Vec<(Uuid, &'static str)>) {
+) -> (Vec<Fire>, Vec<(Uuid, &'static str)>, Misfires) {
     let seen: Vec<WaitingFire> = taken
         .iter()
         .map(|r| WaitingFire {
@@ -172,10 +182,12 @@ pub(crate) fn split_missed(
     let verdicts = misfired(&seen, w);
     let mut call = Vec::with_capacity(taken.len());
     let mut skip = Vec::new();
+    let mut misfires = Misfires::default();
     for (row, verdict) in taken.into_iter().zip(verdicts) {
         match verdict {
             None => call.push(Fire::from(row)),
             Some(why) => {
+                misfires.add(MisfirePolicy::read(&row.misfire_policy), 1);
                 tracing::debug!(job_id = %row.job_id, execution_id = %row.id, reason = ?why,
                     "a handed-back fire is past the misfire threshold: skipped by its job's misfire policy");
                 skip.push((row.id, missed_error(why)));
@@ -189,7 +201,7 @@ pub(crate) fn split_missed(
             "handed-back fires past the misfire threshold: skipped by their jobs' misfire policies"
         );
     }
-    (call, skip)
+    (call, skip, misfires)
 }
 
 /// The error recorded for a waiting attempt skipped by its job's misfire policy.

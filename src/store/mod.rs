@@ -27,7 +27,7 @@ use crate::domain::job::{JobState, NewJob};
 
 pub use claim::ScheduleCache;
 pub use rows::{DELETED, JobChange, OTHER_RUNNING};
-pub use shared::CommonOps;
+pub use shared::{CommonOps, SHED_LIMIT};
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -207,6 +207,50 @@ pub struct Claimed {
     pub jobs: usize,
     /// Waiting attempts taken.
     pub waiting: usize,
+    /// Misfires met, by policy: due jobs past the misfire threshold, and late waiting
+    /// attempts skipped.
+    pub misfires: Misfires,
+}
+
+/// Jobs by state and live nodes, as the metrics show them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Jobs that fire.
+    pub enabled: u64,
+    /// Paused jobs.
+    pub paused: u64,
+    /// Nodes whose heartbeat is recent.
+    pub nodes: u64,
+}
+
+/// Misfires counted by their job's policy.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Misfires {
+    /// Under `misfirePolicy: none`.
+    pub none: u64,
+    /// Under `one`.
+    pub one: u64,
+    /// Under `all`.
+    pub all: u64,
+}
+
+impl Misfires {
+    /// Counts `n` misfires of a job with `policy`.
+    pub fn add(&mut self, policy: crate::domain::job::MisfirePolicy, n: u64) {
+        use crate::domain::job::MisfirePolicy;
+        match policy {
+            MisfirePolicy::None => self.none += n,
+            MisfirePolicy::One => self.one += n,
+            MisfirePolicy::All => self.all += n,
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: Misfires) {
+        self.none += other.none;
+        self.one += other.one;
+        self.all += other.all;
+    }
 }
 
 /// What a recovery sweep did with dead nodes' attempts.

@@ -14,15 +14,15 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
-    DueJob, OpenExecution, ScheduleCache, due_job_columns, missed_error, open_execution_columns,
-    plan_due, split_missed,
+    DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
+    split_missed,
 };
 use super::rows;
 use super::shared::Sql;
-use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
+use super::{Backend, ClaimParams, Misfires, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::plan::{Missed, Window};
+use crate::domain::plan::Window;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -107,6 +107,11 @@ impl Sql for PgStore {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_JOB: &'static str =
         "SELECT version, next_fire_at FROM jobs WHERE id = $1 FOR UPDATE";
+    const SHED_WAITING: [&'static str; 2] = [
+        rows::shed_waiting!(none, " FOR UPDATE OF e SKIP LOCKED"),
+        rows::shed_waiting!(one, " FOR UPDATE OF e SKIP LOCKED"),
+    ];
+    const SHED_BOUND: Option<&'static str> = Some("SET LOCAL statement_timeout = 5000");
     const ANNOUNCE_CHANGE: Option<&'static str> =
         Some("SELECT pg_notify('cronhook_job_changes', '')");
 
@@ -210,7 +215,9 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.waiting_batch).await?;
+        let (waiting, waiting_read, mut misfires) =
+            take_waiting(&mut tx, node, &w, params.waiting_batch).await?;
+        misfires.merge(planned.misfires);
         tx.commit().await?;
         let first_attempts = fires.len();
         fires.extend(waiting);
@@ -219,6 +226,7 @@ impl Store for PgStore {
             first_attempts,
             jobs: jobs_read,
             waiting: waiting_read,
+            misfires,
         })
     }
 
@@ -335,14 +343,13 @@ async fn insert_first_attempts(
 /// Takes for `node` the waiting attempts due by the window's horizon, earliest first, at
 /// most `limit`; attempts another claim holds locked are left to it. Late first attempts
 /// follow their job's misfire policy: those it skips are recorded skipped. Returns the
-/// attempts to call and how many were taken.
+/// attempts to call, how many were taken and the misfires skipped, by policy.
 async fn take_waiting(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     node: &str,
     w: &Window,
     limit: u32,
-) -> Result<(Vec<Fire>, usize), sqlx::Error> {
-    shed_waiting(tx, w).await?;
+) -> Result<(Vec<Fire>, usize, Misfires), sqlx::Error> {
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "WITH taken AS (SELECT id FROM executions WHERE state = 'claimed' AND node_id IS NULL \
          AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
@@ -356,7 +363,7 @@ async fn take_waiting(
     .fetch_all(&mut **tx)
     .await?;
     let taken = rows.len();
-    let (call, skip) = split_missed(rows, w);
+    let (call, skip, misfires) = split_missed(rows, w);
     for (id, why) in skip {
         sqlx::query(rows::SKIP_MISSED)
             .bind(id)
@@ -365,39 +372,7 @@ async fn take_waiting(
             .execute(&mut **tx)
             .await?;
     }
-    Ok((call, taken))
-}
-
-/// Most waiting attempts one claim sheds per policy.
-const SHED_LIMIT: i64 = 10_000;
-
-/// Sheds, in the database, the late waiting first attempts their jobs' misfire policies skip
-/// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] of each per claim.
-async fn shed_waiting(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    w: &Window,
-) -> Result<(), sqlx::Error> {
-    const NONE: &str = rows::shed_waiting!(none, " FOR UPDATE OF e SKIP LOCKED");
-    const ONE: &str = rows::shed_waiting!(one, " FOR UPDATE OF e SKIP LOCKED");
-    let mut shed = 0;
-    for (statement, why) in [(NONE, Missed::None), (ONE, Missed::Superseded)] {
-        shed += sqlx::query(statement)
-            .bind(to_ms(w.now))
-            .bind(missed_error(why))
-            .bind(to_ms(w.horizon))
-            .bind(to_ms(w.misfire_before))
-            .bind(SHED_LIMIT)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    }
-    if shed > 0 {
-        tracing::info!(
-            fires = shed,
-            "waiting fires past the misfire threshold: skipped by their jobs' misfire policies"
-        );
-    }
-    Ok(())
+    Ok((call, taken, misfires))
 }
 
 #[cfg(test)]

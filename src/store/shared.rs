@@ -8,15 +8,17 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
-use super::claim::HistoryRow;
+use super::claim::{HistoryRow, missed_error};
 use super::insert::{JOB_CHUNK, insert_jobs_query};
 use super::rows::{self, CallRow};
 use super::{
-    Changed, Exclusive, Handback, JobChange, JobQuery, JobRow, NextFire, Recovered, StoreError,
-    Triggered, UNKNOWN_OUTCOME, Update, from_ms, to_ms,
+    Census, Changed, ClaimParams, Exclusive, Handback, JobChange, JobQuery, JobRow, Misfires,
+    NextFire, Recovered, StoreError, Triggered, UNKNOWN_OUTCOME, Update, from_ms, to_ms,
 };
+use crate::clock::Clock;
 use crate::domain::execution::{Execution, ExecutionSummary};
-use crate::domain::job::{JobRecord, JobSpec};
+use crate::domain::job::{JobRecord, JobSpec, MisfirePolicy};
+use crate::domain::plan::{Missed, Window};
 
 /// Attempts handed back by one statement: three parameters each, well under both
 /// databases' bounds on bound parameters.
@@ -35,6 +37,12 @@ pub trait Sql: Send + Sync {
     /// Announces a job change to the other nodes when the transaction commits; none where
     /// one node runs.
     const ANNOUNCE_CHANGE: Option<&'static str>;
+    /// The two statements that shed late waiting first attempts ([`rows::shed_waiting`]),
+    /// with the backend's row lock.
+    const SHED_WAITING: [&'static str; 2];
+    /// Run first in a shed's transaction: bounds how long it may take where the database
+    /// can (a shed left running holds back the cleanup of the rows it scans).
+    const SHED_BOUND: Option<&'static str>;
 
     /// The connection pool.
     fn pool(&self) -> &Pool<Self::DB>;
@@ -181,6 +189,19 @@ pub trait CommonOps {
     /// Jobs changed or deleted at or after `since`.
     async fn changes_since(&self, since: DateTime<Utc>) -> Result<Vec<JobChange>, StoreError>;
 
+    /// Records skipped the late waiting first attempts their jobs' misfire policies skip
+    /// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] per policy, in a
+    /// transaction of its own; returns how many, by policy. Claims apply the same rule to
+    /// what they take; this keeps a backlog the claimer has no room for from piling up.
+    async fn shed_late(
+        &self,
+        params: &ClaimParams,
+        clock: &dyn Clock,
+    ) -> Result<Misfires, StoreError>;
+
+    /// Jobs by state, and the nodes heard from since `live_since`.
+    async fn census(&self, live_since: DateTime<Utc>) -> Result<Census, StoreError>;
+
     /// Starts an attempt of a job whose calls may not overlap: records it started, durably,
     /// unless another attempt of the job is running, in which case records it skipped.
     async fn start_exclusive(
@@ -208,6 +229,53 @@ impl Affected for sqlx::sqlite::SqliteQueryResult {
     fn affected(&self) -> u64 {
         self.rows_affected()
     }
+}
+
+/// Most waiting attempts one shed records skipped per policy.
+pub const SHED_LIMIT: u64 = 10_000;
+
+/// Sheds, in the database, the late waiting first attempts their jobs' misfire policies skip
+/// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] of each per call.
+/// `statements` are [`rows::shed_waiting`]'s two, with the backend's row lock. Returns how
+/// many it shed, by policy.
+async fn shed_waiting<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    statements: [&'static str; 2],
+    w: &Window,
+) -> Result<Misfires, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments: IntoArguments<DB>,
+    DB::QueryResult: Affected,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+{
+    let mut shed = Misfires::default();
+    let policies = [
+        (Missed::None, MisfirePolicy::None),
+        (Missed::Superseded, MisfirePolicy::One),
+    ];
+    for (statement, (why, policy)) in statements.into_iter().zip(policies) {
+        let n = sqlx::query(statement)
+            .bind(to_ms(w.now))
+            .bind(missed_error(why))
+            .bind(to_ms(w.horizon))
+            .bind(to_ms(w.misfire_before))
+            .bind(SHED_LIMIT as i64)
+            .execute(&mut **tx)
+            .await?
+            .affected();
+        shed.add(policy, n);
+    }
+    let n = shed.none + shed.one;
+    if n > 0 {
+        tracing::info!(
+            fires = n,
+            "waiting fires past the misfire threshold: skipped by their jobs' misfire policies"
+        );
+    }
+    Ok(shed)
 }
 
 /// Written once for every [`Sql`] backend; the bounds say what the operations need of its
@@ -242,6 +310,7 @@ where
     (Uuid,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Option<Uuid>,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (Uuid, Uuid, i64, i64): for<'r> FromRow<'r, <T::DB as Database>::Row>,
+    (i64, i64, i64): for<'r> FromRow<'r, <T::DB as Database>::Row>,
     (String,): for<'r> FromRow<'r, <T::DB as Database>::Row>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -688,6 +757,40 @@ where
             .bind(to_ms(since))
             .fetch_all(self.pool())
             .await?)
+    }
+
+    async fn shed_late(
+        &self,
+        params: &ClaimParams,
+        clock: &dyn Clock,
+    ) -> Result<Misfires, StoreError> {
+        let mut tx = self.pool().begin_with(T::BEGIN_WRITE).await?;
+        if let Some(bound) = T::SHED_BOUND {
+            sqlx::query(bound).execute(&mut *tx).await?;
+        }
+        // The window is read only now: waiting for a connection must not make it stale.
+        let w = Window::new(
+            clock.now(),
+            params.lookahead,
+            params.misfire_threshold,
+            params.max_catchup,
+        );
+        let shed = shed_waiting(&mut tx, T::SHED_WAITING, &w).await?;
+        tx.commit().await?;
+        Ok(shed)
+    }
+
+    async fn census(&self, live_since: DateTime<Utc>) -> Result<Census, StoreError> {
+        let (enabled, paused, nodes): (i64, i64, i64) = sqlx::query_as(rows::CENSUS)
+            .bind(to_ms(live_since))
+            .fetch_one(self.pool())
+            .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Census {
+            enabled: n(enabled),
+            paused: n(paused),
+            nodes: n(nodes),
+        })
     }
 
     async fn start_exclusive(

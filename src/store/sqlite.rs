@@ -22,15 +22,15 @@ use uuid::Uuid;
 
 use super::Claimed;
 use super::claim::{
-    DueJob, OpenExecution, ScheduleCache, due_job_columns, missed_error, open_execution_columns,
-    plan_due, split_missed,
+    DueJob, OpenExecution, ScheduleCache, due_job_columns, open_execution_columns, plan_due,
+    split_missed,
 };
 use super::rows;
 use super::shared::Sql;
-use super::{Backend, ClaimParams, Recorded, Store, StoreError, retries_of, to_ms};
+use super::{Backend, ClaimParams, Misfires, Recorded, Store, StoreError, retries_of, to_ms};
 use crate::clock::Clock;
 use crate::domain::fire::{Fire, Outcome, Verdict};
-use crate::domain::plan::{Missed, Window};
+use crate::domain::plan::Window;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -145,6 +145,9 @@ impl Sql for SqliteStore {
     type DB = Sqlite;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_JOB: &'static str = "SELECT version, next_fire_at FROM jobs WHERE id = $1";
+    const SHED_WAITING: [&'static str; 2] =
+        [rows::shed_waiting!(none, ""), rows::shed_waiting!(one, "")];
+    const SHED_BOUND: Option<&'static str> = None;
     const ANNOUNCE_CHANGE: Option<&'static str> = None;
 
     fn pool(&self) -> &sqlx::Pool<Sqlite> {
@@ -224,7 +227,9 @@ impl Store for SqliteStore {
         }
         planned.fires.retain(|f| moved.contains(&f.job_id));
         let mut fires = insert_first_attempts(&mut tx, node, planned.fires).await?;
-        let (waiting, waiting_read) = take_waiting(&mut tx, node, &w, params.waiting_batch).await?;
+        let (waiting, waiting_read, mut misfires) =
+            take_waiting(&mut tx, node, &w, params.waiting_batch).await?;
+        misfires.merge(planned.misfires);
         tx.commit().await?;
         let first_attempts = fires.len();
         fires.extend(waiting);
@@ -233,6 +238,7 @@ impl Store for SqliteStore {
             first_attempts,
             jobs: jobs_read,
             waiting: waiting_read,
+            misfires,
         })
     }
 
@@ -339,14 +345,14 @@ async fn insert_first_attempts(
 /// Takes for `node` the waiting attempts due by the window's horizon, earliest first, at
 /// most `limit`. `state = 'claimed' AND node_id IS NULL` is the partial index's condition
 /// word for word. Late first attempts follow their job's misfire policy: those it skips are
-/// recorded skipped. Returns the attempts to call and how many were taken.
+/// recorded skipped. Returns the attempts to call, how many were taken and the misfires
+/// skipped, by policy.
 async fn take_waiting(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     node: &str,
     w: &Window,
     limit: u32,
-) -> Result<(Vec<Fire>, usize), sqlx::Error> {
-    shed_waiting(tx, w).await?;
+) -> Result<(Vec<Fire>, usize, Misfires), sqlx::Error> {
     let rows: Vec<OpenExecution> = sqlx::query_as(concat!(
         "SELECT ",
         open_execution_columns!(),
@@ -366,7 +372,7 @@ async fn take_waiting(
             .await?;
     }
     let taken = rows.len();
-    let (call, skip) = split_missed(rows, w);
+    let (call, skip, misfires) = split_missed(rows, w);
     for (id, why) in skip {
         sqlx::query(rows::SKIP_MISSED)
             .bind(id)
@@ -375,37 +381,5 @@ async fn take_waiting(
             .execute(&mut **tx)
             .await?;
     }
-    Ok((call, taken))
-}
-
-/// Most waiting attempts one claim sheds per policy.
-const SHED_LIMIT: i64 = 10_000;
-
-/// Sheds, in the database, the late waiting first attempts their jobs' misfire policies skip
-/// (`none`, and `one` when a later one waits), at most [`SHED_LIMIT`] of each per claim.
-async fn shed_waiting(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    w: &Window,
-) -> Result<(), sqlx::Error> {
-    const NONE: &str = rows::shed_waiting!(none, "");
-    const ONE: &str = rows::shed_waiting!(one, "");
-    let mut shed = 0;
-    for (statement, why) in [(NONE, Missed::None), (ONE, Missed::Superseded)] {
-        shed += sqlx::query(statement)
-            .bind(to_ms(w.now))
-            .bind(missed_error(why))
-            .bind(to_ms(w.horizon))
-            .bind(to_ms(w.misfire_before))
-            .bind(SHED_LIMIT)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    }
-    if shed > 0 {
-        tracing::info!(
-            fires = shed,
-            "waiting fires past the misfire threshold: skipped by their jobs' misfire policies"
-        );
-    }
-    Ok(())
+    Ok((call, taken, misfires))
 }

@@ -142,6 +142,11 @@ impl Dispatch {
         }
     }
 
+    /// The configured workers.
+    pub fn workers(&self) -> usize {
+        self.limits.workers
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -22,6 +22,7 @@ use crate::domain::job::{ConcurrencyPolicy, HttpMethod};
 use crate::domain::job::{Delivery, RetryPolicy};
 use crate::gate::Gate;
 use crate::lease::Lease;
+use crate::meters::{self, CallResult};
 use crate::store::{DynStore, Exclusive, Handback};
 
 /// Most of an answer's body read (and discarded) so the connection can be reused.
@@ -70,8 +71,8 @@ pub struct Executor {
 enum Answer {
     /// A status came back, with its `Retry-After` if any.
     Status(StatusCode, Option<Duration>),
-    /// No answer: connection failure, timeout, broken response.
-    Unanswered(String),
+    /// No answer: connection failure, timeout (`true`), broken response.
+    Unanswered(String, bool),
     /// Not sent: the target policy refuses the target's address. Not retried.
     Denied(String),
 }
@@ -106,6 +107,7 @@ impl Executor {
         if !self.lease.may_start(epoch) || !self.gate.current(fence) {
             tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
                 "not started: this node's lease lapsed or it could not read job changes; the fire is recovered from the store");
+            meters::fenced("lease");
             self.lease.fence(epoch);
             self.lease.settle(epoch);
             return;
@@ -117,6 +119,7 @@ impl Executor {
             // stays in the store and is recovered.
             tracing::warn!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id, unstored,
                 "not started: too many outcomes wait for the database (MAX_UNSTORED_OUTCOMES); the fire is recovered from the store");
+            meters::fenced("unstored");
             self.lease.fence(epoch);
             self.lease.settle(epoch);
             return;
@@ -196,6 +199,7 @@ impl Executor {
         match started {
             Ok(Exclusive::Started) => true,
             Ok(Exclusive::Skipped) => {
+                meters::not_sent(CallResult::Skipped, fire.call.delivery);
                 tracing::info!(job_id = %fire.job_id, execution_id = %fire.execution_id,
                     "skipped: the job forbids overlapping calls and its previous call still runs");
                 false
@@ -206,6 +210,7 @@ impl Executor {
                 false
             }
             Err(e) => {
+                meters::db_error(meters::op::START);
                 // Nothing was sent: the attempt goes back to the store rather than risk a
                 // second send, and is claimed again once due.
                 tracing::warn!(job_id = %fire.job_id, execution_id = %fire.execution_id, error = %e,
@@ -237,9 +242,21 @@ impl Executor {
                 Verdict::Failed,
                 Some(format!("target answered {s}")),
             ),
-            Answer::Unanswered(e) | Answer::Denied(e) => (None, Verdict::Failed, Some(e.clone())),
+            Answer::Unanswered(e, _) | Answer::Denied(e) => {
+                (None, Verdict::Failed, Some(e.clone()))
+            }
         };
         let duration_ms = took.as_millis() as u64;
+        let result = match answer {
+            Answer::Status(s, _) if s.is_success() => CallResult::Succeeded,
+            Answer::Status(..) => CallResult::FailedStatus,
+            Answer::Unanswered(_, true) => CallResult::Timeout,
+            Answer::Unanswered(_, false) => CallResult::ConnectError,
+            Answer::Denied(_) => CallResult::Denied,
+        };
+        let retry = self.retry_of(fire, answer);
+        let lag = (executed_at - fire.due_at).to_std().unwrap_or_default();
+        meters::called(result, fire.call.delivery, lag, took, retry.is_some());
         tracing::info!(
             job_id = %fire.job_id,
             execution_id = %fire.execution_id,
@@ -260,7 +277,7 @@ impl Executor {
             verdict,
             // PostgreSQL text cannot hold NUL, whatever a target or its library writes.
             error: error.map(|e| e.replace('\0', "\u{FFFD}")),
-            retry: self.retry_of(fire, answer),
+            retry,
         }
     }
 
@@ -284,7 +301,7 @@ impl Executor {
                             "the target policy refused the address the target resolved to");
                         Answer::Denied(d.to_string())
                     }
-                    None => Answer::Unanswered(describe(&e, timeout)),
+                    None => Answer::Unanswered(describe(&e, timeout), e.is_timeout()),
                 };
             }
         };
@@ -301,10 +318,10 @@ impl Executor {
                 Ok(Some(c)) => read += c.len(),
                 Ok(None) => break,
                 Err(e) => {
-                    return Answer::Unanswered(format!(
-                        "reading the answer failed: {}",
-                        describe(&e, timeout)
-                    ));
+                    return Answer::Unanswered(
+                        format!("reading the answer failed: {}", describe(&e, timeout)),
+                        e.is_timeout(),
+                    );
                 }
             }
         }
@@ -399,7 +416,7 @@ impl Executor {
             return None;
         }
         let retryable = match answer {
-            Answer::Unanswered(_) => true,
+            Answer::Unanswered(..) => true,
             Answer::Denied(_) => false,
             Answer::Status(s, _) => {
                 s.is_server_error()

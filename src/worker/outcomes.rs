@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::domain::fire::Outcome;
 use crate::lease::Lease;
+use crate::meters::{self, op};
 use crate::store::{DynStore, Handback, StoreError};
 use crate::worker::WorkerStats;
 
@@ -77,8 +78,10 @@ impl OutcomeWriter {
             // Handed back in one transaction per batch, so a node shedding thousands of
             // fires a second keeps up with them.
             for chunk in handbacks.chunks(HANDBACK_BATCH) {
-                self.persist("handing back attempts", || self.store.postpone(chunk))
-                    .await;
+                self.persist("handing back attempts", op::HAND_BACK, || {
+                    self.store.postpone(chunk)
+                })
+                .await;
             }
             handbacks.clear();
             // Back in the store (or given up on): no longer this node's to hold.
@@ -87,9 +90,13 @@ impl OutcomeWriter {
                 std::sync::atomic::Ordering::AcqRel,
             );
             if !batch.is_empty() {
+                let began = std::time::Instant::now();
                 let recorded = self
-                    .persist("writing outcomes", || self.store.record_outcomes(&batch))
+                    .persist("writing outcomes", op::OUTCOMES, || {
+                        self.store.record_outcomes(&batch)
+                    })
                     .await;
+                meters::outcomes_written(batch.len(), began.elapsed());
                 match recorded {
                     Some(recorded) => report_late(&batch, &recorded.outcomes),
                     None => self.write_each(&batch, &epochs).await,
@@ -116,14 +123,17 @@ impl OutcomeWriter {
         for (outcome, &epoch) in batch.iter().zip(epochs) {
             let one = std::slice::from_ref(outcome);
             if let Some(recorded) = self
-                .persist("writing an outcome", || self.store.record_outcomes(one))
+                .persist("writing an outcome", op::OUTCOMES, || {
+                    self.store.record_outcomes(one)
+                })
                 .await
             {
                 report_late(one, &recorded.outcomes);
                 continue;
             }
+            meters::outcomes_dropped("refused", 1);
             let abandoned = self
-                .persist("recording an outcome unknown", || {
+                .persist("recording an outcome unknown", op::OUTCOMES, || {
                     self.store.abandon(
                         outcome.execution_id,
                         &outcome.node,
@@ -141,15 +151,25 @@ impl OutcomeWriter {
     }
 
     /// Runs `write` until it succeeds: forever while the database is unreachable, at most
-    /// [`MAX_REJECTED`] times while it rejects the write (then none).
-    async fn persist<T, F>(&self, what: &str, write: impl Fn() -> F) -> Option<T>
+    /// [`MAX_REJECTED`] times while it rejects the write (then none). Each failure counts
+    /// as a database error of `operation`.
+    async fn persist<T, F>(
+        &self,
+        what: &str,
+        operation: &'static str,
+        write: impl Fn() -> F,
+    ) -> Option<T>
     where
         F: Future<Output = Result<T, StoreError>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut rejected = 0;
         loop {
-            match write().await {
+            let result = write().await;
+            if result.is_err() {
+                meters::db_error(operation);
+            }
+            match result {
                 Ok(written) => return Some(written),
                 Err(StoreError::Other(e)) if rejected + 1 >= MAX_REJECTED => {
                     tracing::error!(error = %e, "{what}: rejected by the database; dropped");
@@ -175,6 +195,7 @@ fn report_late(batch: &[Outcome], recorded: &[Uuid]) {
     if recorded.len() == batch.len() {
         return;
     }
+    meters::outcomes_dropped("late", (batch.len() - recorded.len()) as u64);
     let recorded: std::collections::HashSet<&Uuid> = recorded.iter().collect();
     for o in batch.iter().filter(|o| !recorded.contains(&o.execution_id)) {
         tracing::warn!(execution_id = %o.execution_id, node = %o.node, status = o.status_code,

@@ -9,6 +9,7 @@ mod executions;
 mod health;
 mod hostile;
 mod manage;
+mod metrics;
 mod signing;
 
 /// Generates one test per backend from `async fn name(db: Db)`.

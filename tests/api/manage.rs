@@ -631,6 +631,7 @@ async fn api_token_guards_every_endpoint_but_health(db: Db) {
             "/cron/next?expr=*%20*%20*%20*%20*".to_owned(),
         ),
         (reqwest::Method::GET, "/dummy".to_owned()),
+        (reqwest::Method::GET, "/metrics".to_owned()),
         (reqwest::Method::GET, "/openapi.json".to_owned()),
         (reqwest::Method::GET, "/docs/".to_owned()),
         (reqwest::Method::GET, "/no/such/path".to_owned()),
