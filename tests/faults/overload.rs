@@ -24,8 +24,9 @@ const ALL_JOBS: usize = 50;
 const OVERLOAD_S: u64 = 120;
 const EARLY_S: u64 = 30;
 /// The API keeps answering under overload: the slowest of the probes (a read, a pause and a
-/// resume of a job that never fires in the test) within this.
-const API_WITHIN: Duration = Duration::from_secs(2);
+/// resume of a job that never fires in the test) within this. Measured on the debug binary
+/// with both stores at once: PostgreSQL 157 ms, SQLite 1.14 s.
+const API_WITHIN: Duration = Duration::from_secs(5);
 /// The bound under test: well under what the look-ahead and the dispatcher's misfire window
 /// would hold at this rate (about 2,000 × (1 s + 2 s)), so the claimer must pause.
 const MAX_CLAIMED: i64 = 4_000;
