@@ -40,6 +40,13 @@ impl Ord for Entry {
 /// The longest single sleep: the wall clock is re-read at least this often.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 
+/// The first whole millisecond at or after `due_at`: a fire never starts before its instant
+/// (a retry's instant has microseconds, and a change withdraws attempts not yet due).
+fn due_ms(due_at: chrono::DateTime<chrono::Utc>) -> i64 {
+    let us = due_at.timestamp_micros();
+    us.div_euclid(1000) + i64::from(us.rem_euclid(1000) != 0)
+}
+
 /// The timer's parts.
 pub struct Timer {
     /// Claimed fires arrive here, from the claimer only.
@@ -77,7 +84,7 @@ impl Timer {
                     Some(batch) => {
                         for held in batch {
                             seq += 1;
-                            heap.push(Reverse(Entry { due_ms: held.fire.due_at.timestamp_millis(), seq, held }));
+                            heap.push(Reverse(Entry { due_ms: due_ms(held.fire.due_at), seq, held }));
                         }
                     }
                     None => return,
@@ -85,5 +92,22 @@ impl Timer {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_ms;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_fire_is_timed_at_or_after_its_instant() {
+        let whole = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        assert_eq!(due_ms(whole), 1_700_000_000_123);
+        let inside = whole + chrono::Duration::microseconds(1);
+        assert_eq!(due_ms(inside), 1_700_000_000_124);
+        let before_epoch =
+            Utc.timestamp_millis_opt(-5).unwrap() + chrono::Duration::microseconds(300);
+        assert_eq!(due_ms(before_epoch), -4);
     }
 }

@@ -270,9 +270,11 @@ async fn metrics_match_the_executions_recorded(db: Db) {
         sent,
         "one duration sample per call made"
     );
-    assert_eq!(
-        m.sum("cronhook_calls_total", &[("result", "succeeded")]),
-        succeeded
+    // A dropped outcome may be a success: counted as a call that succeeded, never stored.
+    let counted_ok = m.sum("cronhook_calls_total", &[("result", "succeeded")]);
+    assert!(
+        counted_ok >= succeeded && counted_ok <= succeeded + late,
+        "succeeded counted {counted_ok}, stored {succeeded}, dropped {late}"
     );
     // A retry scheduled by an outcome that was then dropped is counted but not stored.
     let counted = m.get("cronhook_retries_scheduled_total", &[]);
