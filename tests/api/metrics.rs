@@ -113,19 +113,6 @@ async fn scrape(server: &Server) -> Scrape {
     Scrape::parse(r.text().await.unwrap())
 }
 
-/// A count, straight from the database.
-async fn executions_in(url: &str, sql: &'static str) -> f64 {
-    use sqlx::Connection;
-    let n: i64 = if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    };
-    n as f64
-}
-
 /// 100 jobs every second for a few seconds: 80 on a target whose first call of each fire
 /// fails (so each fire succeeds on its retry), 10 `ATMOST_ONCE` on the same target, 5 on a
 /// closed port, 5 with a 100 ms timeout on a target that takes a second. Then every job is
@@ -217,25 +204,25 @@ async fn metrics_match_the_executions_recorded(db: Db) {
     }
     let m = last;
 
-    let made = executions_in(
+    let made = crate::common::count(
         &db.url,
         "SELECT count(*) FROM executions WHERE state IN ('succeeded', 'failed')",
     )
-    .await;
-    let succeeded = executions_in(
+    .await as f64;
+    let succeeded = crate::common::count(
         &db.url,
         "SELECT count(*) FROM executions WHERE state = 'succeeded'",
     )
-    .await;
+    .await as f64;
     // Every failure here is retryable (500, no connection, timeout): each ATLEAST_ONCE
     // attempt but the last (of 3) scheduled a retry. Retries not yet due when their job was
     // paused were withdrawn, so the rows of later attempts would undercount them.
-    let retries = executions_in(
+    let retries = crate::common::count(
         &db.url,
         "SELECT count(*) FROM executions e JOIN jobs j ON j.id = e.job_id \
          WHERE e.state = 'failed' AND j.delivery = 'ATLEAST_ONCE' AND e.attempt < 3",
     )
-    .await;
+    .await as f64;
     let sent = m.sum("cronhook_calls_total", &[])
         - m.sum("cronhook_calls_total", &[("result", "skipped")]);
     let late = m.sum("cronhook_outcomes_dropped_total", &[]);

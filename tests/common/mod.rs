@@ -483,3 +483,18 @@ pub async fn executions_of(server: &Server, job: &str) -> Vec<serde_json::Value>
 pub fn binary() -> String {
     std::env::var("CRONHOOK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cronhook").to_owned())
 }
+
+/// One number a query counts (`SELECT count(*) ...`).
+pub async fn count(url: &str, sql: &'static str) -> i64 {
+    if url.starts_with("sqlite:") {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}

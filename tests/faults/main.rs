@@ -69,17 +69,6 @@ pub async fn rows(url: &str) -> Vec<Row> {
     }
 }
 
-/// One number a query counts (`SELECT count(*) ...`).
-pub async fn count(url: &str, sql: &'static str) -> i64 {
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    }
-}
-
 /// A process's resident memory (KiB), from `/proc`.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

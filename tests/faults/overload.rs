@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::count;
 use crate::common::{
     Behaviour, Db, Server, Target, TestDb, client, create_job, eventually, fast_env,
 };
-use crate::{SERIAL, count, health, instant_of, now_ms, rss_kib};
+use crate::{SERIAL, health, instant_of, now_ms, rss_kib};
 
 const NONE_JOBS: usize = 1_950;
 const ALL_JOBS: usize = 50;
