@@ -1,11 +1,11 @@
-//! `/cron/next`: the next instants of an expression, as `cronhook cron` prints them.
+//! `/cron/next`: the next instants of an expression, as `cronhook cron` prints them, and
+//! the expression in plain words.
 
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::AppState;
 use super::dto::{CronNext, Errors};
@@ -22,7 +22,8 @@ pub fn router() -> Router<AppState> {
 const N_DEFAULT: usize = 5;
 const N_MAX: usize = 100;
 
-/// The next instants of a cron expression, as `cronhook cron` prints them.
+/// The next instants of a cron expression, as `cronhook cron` prints them, and the
+/// expression in plain words.
 #[utoipa::path(get, path = "/cron/next", tag = "tools",
     params(("expr" = String, Query, min_length = 1, max_length = 256, description = "Cron expression, 5 or 6 fields, at most 256 bytes"),
         ("tz" = Option<super::dto::TimeZoneName>, Query,
@@ -30,7 +31,7 @@ const N_MAX: usize = 100;
         ("n" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many (default 5)"),
         ("from" = Option<String>, Query, format = DateTime,
             description = "The instants after this RFC 3339 instant (default now)")),
-    responses((status = 200, description = "The next instants", body = CronNext), Errors))]
+    responses((status = 200, description = "The next instants and a description", body = CronNext), Errors))]
 pub(crate) async fn next(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -85,9 +86,10 @@ pub(crate) async fn next(
         .into_iter()
         .map(rfc3339)
         .collect();
-    Ok(Json(json!({
-        "expr": schedule.expr(),
-        "timezone": schedule.tz_name(),
-        "next": next,
-    })))
+    Ok(Json(CronNext {
+        expr: schedule.expr().to_owned(),
+        timezone: schedule.tz_name().to_owned(),
+        description: schedule.describe(),
+        next,
+    }))
 }

@@ -348,6 +348,9 @@ pub struct Job {
     pub name: Option<String>,
     pub schedule: String,
     pub timezone: String,
+    /// The schedule in plain words, with the zone unless it is UTC.
+    #[schema(example = "at 09:00 on weekdays, Europe/Paris")]
+    pub description: String,
     pub api: String,
     #[serde(rename = "type")]
     pub delivery: Delivery,
@@ -379,6 +382,7 @@ impl From<&JobRecord> for Job {
             name: spec.name.clone(),
             schedule: spec.schedule.expr().to_owned(),
             timezone: spec.schedule.tz_name().to_owned(),
+            description: spec.schedule.describe(),
             api: spec.api.as_str().to_owned(),
             delivery: spec.delivery.into(),
             method: spec.method.into(),
@@ -503,6 +507,9 @@ pub struct Triggered {
 pub struct CronNext {
     pub expr: String,
     pub timezone: String,
+    /// The expression in plain words, with the zone unless it is UTC.
+    #[schema(example = "every 10 seconds")]
+    pub description: String,
     pub next: Vec<String>,
 }
 

@@ -56,6 +56,17 @@ impl Schedule {
         self.tz.name()
     }
 
+    /// The schedule in plain words, with the zone unless it is UTC: "every 10 seconds",
+    /// "at 09:00 on weekdays, Europe/Paris".
+    pub fn describe(&self) -> String {
+        let words = self.cron.describe();
+        if self.tz == Tz::UTC {
+            words
+        } else {
+            format!("{words}, {}", self.tz.name())
+        }
+    }
+
     /// The first instant strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Instants are whole seconds, so strictly after `t` is strictly after its second.

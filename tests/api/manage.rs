@@ -19,6 +19,7 @@ both_backends!(
     trigger_calls_once_and_is_recorded_as_manual,
     executions_page_back_with_a_cursor,
     cron_next_previews_like_the_cli,
+    schedules_are_described_in_plain_words,
     api_token_guards_every_endpoint_but_health,
     forbid_skips_a_fire_while_the_previous_call_runs,
     the_target_policy_blocks_loopback_unless_allowed,
@@ -603,6 +604,52 @@ async fn cron_next_previews_like_the_cli(db: Db) {
         let (s, v) = get(&server, path).await;
         assert_error(s, &v, 400, Some(field));
     }
+}
+
+async fn schedules_are_described_in_plain_words(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({
+            "schedule": "0 0 9 * * MON-FRI",
+            "timezone": "Europe/Paris",
+            "api": "http://127.0.0.1:9/hook",
+            "enabled": false
+        }),
+    )
+    .await;
+    let paris = "at 09:00 on weekdays, Europe/Paris";
+    let (s, job) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["description"], paris);
+    let (_, page) = get(&server, "/jobs").await;
+    assert_eq!(page["jobs"][0]["description"], paris);
+    // A change answers with the new schedule's words; UTC is not named.
+    let (s, changed, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"schedule": "@hourly", "timezone": "UTC"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{changed}");
+    assert_eq!(changed["description"], "every hour");
+    let (_, paused) = post(&server, &format!("/jobs/{id}/pause")).await;
+    assert_eq!(paused["description"], "every hour");
+
+    let (s, v) = get(&server, "/cron/next?expr=*/10+*+*+*+*+*").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["description"], "every 10 seconds");
+    let (_, v) = get(
+        &server,
+        "/cron/next?expr=0%200%209%20L%20*%20%3F&tz=America/New_York",
+    )
+    .await;
+    assert_eq!(
+        v["description"],
+        "at 09:00 on the last day of the month, America/New_York"
+    );
 }
 
 async fn api_token_guards_every_endpoint_but_health(db: Db) {

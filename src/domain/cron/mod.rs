@@ -2,8 +2,10 @@
 //!
 //! Parsing turns each field into a bit set; evaluation walks local dates in a time zone,
 //! skipping whole months and days that cannot match, and resolves each day's times against
-//! the zone's offsets once per day.
+//! the zone's offsets once per day. Descriptions in plain words are read from the same bit
+//! sets.
 
+mod describe;
 mod eval;
 mod parse;
 

@@ -1,9 +1,11 @@
-//! The findings, one table each, and the evaluator against a brute-force oracle.
+//! The findings, one table each, the evaluator against a brute-force oracle, and
+//! the descriptions in plain words.
 
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::domain::schedule::Schedule;
 
+mod describe;
 mod oracle;
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {

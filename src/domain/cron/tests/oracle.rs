@@ -60,7 +60,7 @@ enum DowItem {
 }
 
 #[derive(Debug, Clone)]
-struct Expr {
+pub(super) struct Expr {
     sec: Option<Vec<Item>>,
     min: Vec<Item>,
     hour: Vec<Item>,
@@ -133,7 +133,9 @@ fn dow() -> impl Strategy<Value = Vec<DowItem>> {
     prop::collection::vec(one, 1..=2)
 }
 
-fn expr() -> impl Strategy<Value = Expr> {
+/// An expression of the grammar, mostly `*` in the day fields; the description tests use it
+/// too.
+pub(super) fn expr() -> impl Strategy<Value = Expr> {
     let dense_sec = prop_oneof![1 => Just(None), 3 => field(0, 59).prop_map(Some)];
     let days = (
         star_or(vec![DomItem::Plain(star())], dom()),
@@ -176,7 +178,8 @@ fn render_item(i: &Item, names: Option<&[&str]>, first: u32, day: bool, q: bool)
     }
 }
 
-fn render(e: &Expr) -> String {
+/// The expression's text.
+pub(super) fn render(e: &Expr) -> String {
     let list = |items: &[Item], names, first| {
         let v: Vec<_> = items
             .iter()
