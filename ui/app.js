@@ -748,8 +748,10 @@
         h('div', { class: 'sub target-line', title: j.api }, h('span', { class: 'method', text: j.method }), ' ', shortUrl(j.api)));
       fill(cells.schedule,
         h('code', { class: 'schedule', text: j.schedule }),
-        typeof j.description === 'string' && j.description ? h('div', { class: 'sub description', text: j.description }) : null,
-        j.timezone && j.timezone !== 'UTC' ? h('div', { class: 'sub', text: j.timezone }) : null);
+        // The description names the zone when it is not UTC; without one, the zone alone.
+        typeof j.description === 'string' && j.description
+          ? h('div', { class: 'sub description', text: j.description })
+          : (j.timezone && j.timezone !== 'UTC' ? h('div', { class: 'sub', text: j.timezone }) : null));
       fill(cells.next, j.state === 'active' && j.nextRunAt ? relative(j.nextRunAt) : h('span', { class: 'muted', text: '–' }));
       fill(cells.state, stateBadge(j));
       buttons.sync();

@@ -345,6 +345,7 @@ def create_through_the_form(d):
     gaps = [(b - a).total_seconds() for a, b in zip(got, got[1:])]
     assert gaps == [2.0] * 4, gaps
     assert all(t.second % 2 == 0 and t.microsecond == 0 for t in got), got
+    d.wait("the schedule in words", lambda: d.text("#preview-note") == "every 2 seconds")
     d.type_into("#f-timezone", "Mars/Olympus_Mons")
     d.wait("the API's zone error", lambda: "Mars/Olympus_Mons" in d.text("#err-timezone"))
     d.type_into("#f-timezone", "")
@@ -376,6 +377,7 @@ def it_fires(d):
     d.wait("2 green marks", lambda: len(d.finds(f"{row} .mark.ok")) >= 2, timeout=25)
     assert not d.finds(f"{row} .mark.fail"), "a call of the job failed"
     assert d.text(f"{row} .cell-next") not in ("", "–"), "no next run shown"
+    assert d.text(f"{row} .description") == "every 2 seconds", d.text(row)
     d.shot("fired")
 
 
