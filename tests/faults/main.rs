@@ -18,6 +18,7 @@ mod overload;
 #[cfg(unix)]
 mod pause;
 mod pg;
+mod prune_nodes;
 mod recovered;
 mod retries;
 mod shutdown;
