@@ -15,9 +15,14 @@ pub struct Schedule {
     expr: String,
     /// The zone the expression is evaluated in; instants are UTC everywhere else.
     tz: Tz,
-    /// The parsed expression.
-    cron: Cron,
+    /// The parsed expression; none for a stored expression this version refuses (see
+    /// [`Schedule::stored`]): such a schedule has no instants.
+    cron: Option<Cron>,
 }
+
+/// The description of a stored expression this version refuses.
+pub const NOT_PARSED: &str =
+    "no instants: this version does not accept the stored expression; give the job a new schedule";
 
 /// Why an expression or zone was rejected, in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,8 +47,28 @@ impl Schedule {
         Ok(Self {
             expr: expr.trim_matches([' ', '\t']).to_owned(),
             tz,
-            cron,
+            cron: Some(cron),
         })
+    }
+
+    /// A schedule read from the store. An expression an earlier version accepted and this
+    /// one refuses is kept verbatim with no instants, so its job still reads (and can be
+    /// given a new schedule) rather than making every answer that lists it fail; the
+    /// zone must still be known.
+    pub fn stored(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
+        match Self::parse_in(expr, tz) {
+            Err(_) if Tz::from_str(tz).is_ok() => Ok(Self {
+                expr: expr.to_owned(),
+                tz: Tz::from_str(tz).unwrap_or(Tz::UTC),
+                cron: None,
+            }),
+            parsed => parsed,
+        }
+    }
+
+    /// Whether the expression parses: false only for a stored one this version refuses.
+    pub fn parses(&self) -> bool {
+        self.cron.is_some()
     }
 
     /// The expression as stored.
@@ -59,7 +84,10 @@ impl Schedule {
     /// The schedule in plain words, with the zone unless it is UTC: "every 10 seconds",
     /// "at 09:00 on weekdays, Europe/Paris".
     pub fn describe(&self) -> String {
-        let words = self.cron.describe();
+        let Some(cron) = &self.cron else {
+            return NOT_PARSED.to_owned();
+        };
+        let words = cron.describe();
         if self.tz == Tz::UTC {
             words
         } else {
@@ -70,7 +98,7 @@ impl Schedule {
     /// The first instant strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Instants are whole seconds, so strictly after `t` is strictly after its second.
-        let next = self.cron.next_after(&self.tz, t.timestamp())?;
+        let next = self.cron.as_ref()?.next_after(&self.tz, t.timestamp())?;
         DateTime::from_timestamp(next, 0)
     }
 
@@ -80,13 +108,19 @@ impl Schedule {
         let whole = t
             .timestamp()
             .saturating_add(i64::from(t.timestamp_subsec_nanos() > 0));
-        let next = self.cron.next_after(&self.tz, whole.checked_sub(1)?)?;
+        let next = self
+            .cron
+            .as_ref()?
+            .next_after(&self.tz, whole.checked_sub(1)?)?;
         DateTime::from_timestamp(next, 0)
     }
 
     /// The last instant at or before `t`.
     pub fn prev_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let prev = self.cron.prev_at_or_before(&self.tz, t.timestamp())?;
+        let prev = self
+            .cron
+            .as_ref()?
+            .prev_at_or_before(&self.tz, t.timestamp())?;
         DateTime::from_timestamp(prev, 0)
     }
 

@@ -131,7 +131,7 @@ impl TryFrom<JobRow> for JobRecord {
                 r.id
             ))
         };
-        let schedule = Schedule::parse_in(&r.schedule, &r.timezone)
+        let schedule = Schedule::stored(&r.schedule, &r.timezone)
             .map_err(|e| broken("schedule", e.to_string()))?;
         let call = r.call.into_parts();
         let api = TargetUrl::parse(&call.api).map_err(|e| broken("api", e))?;

@@ -20,6 +20,7 @@ both_backends!(
     executions_page_back_with_a_cursor,
     cron_next_previews_like_the_cli,
     schedules_are_described_in_plain_words,
+    a_stored_schedule_this_version_refuses_still_reads,
     api_token_guards_every_endpoint_but_health,
     forbid_skips_a_fire_while_the_previous_call_runs,
     the_target_policy_blocks_loopback_unless_allowed,
@@ -1015,4 +1016,53 @@ async fn max_call_timeout_caps_every_timeout(db: Db) {
     );
     let took = detail["durationMs"].as_u64().unwrap();
     assert!((400..1500).contains(&took), "cut at the ceiling: {took} ms");
+}
+
+/// A schedule an earlier version stored and this one refuses (written here straight into
+/// the database) leaves its job readable, listed and fixable, not every answer failing.
+async fn a_stored_schedule_this_version_refuses_still_reads(db: Db) {
+    let db = TestDb::new(db).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "0 0 9 * * *", "api": "http://127.0.0.1:9/hook", "enabled": false}),
+    )
+    .await;
+    crate::common::exec(
+        &db.url,
+        "UPDATE jobs SET schedule = '0 0 9 * * MON-FRI-SAT'",
+    )
+    .await;
+
+    let (s, job) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["schedule"], "0 0 9 * * MON-FRI-SAT", "kept verbatim");
+    assert_eq!(
+        job["description"],
+        cronhook::domain::schedule::NOT_PARSED,
+        "{job}"
+    );
+    let (s, page) = get(&server, "/jobs").await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(1), "{page}");
+    // A change that keeps the schedule is refused as a new job would be, naming it.
+    let (s, refused, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"name": "renamed"})),
+    )
+    .await;
+    assert_error(s, &refused, 400, Some("schedule"));
+    // A new schedule mends it.
+    let (s, mended, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"schedule": "0 0 9 * * MON-FRI", "enabled": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{mended}");
+    assert_eq!(mended["description"], "at 09:00 on weekdays");
+    assert!(mended["nextRunAt"].is_string(), "{mended}");
 }

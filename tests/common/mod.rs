@@ -498,3 +498,18 @@ pub async fn count(url: &str, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
     }
 }
+
+/// Runs one statement straight on the database (to put it in a state the API cannot).
+pub async fn exec(url: &str, sql: &'static str) {
+    if url.starts_with("sqlite:") {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
