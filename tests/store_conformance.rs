@@ -1833,20 +1833,26 @@ async fn case_a_lost_start_reply_does_not_block_a_forbid_job(kind: Db) {
     assert_eq!((again[0].scheduled_at, again[0].due_at), (secs(0), secs(3)));
 }
 
+/// Three jobs with five instants a day (10:00:00 .. 10:00:04), first due at 0, with the
+/// misfire policies `none`, `one` and `all`, in that order.
+async fn one_job_per_misfire_policy(s: &DynStore) -> Vec<NewJob> {
+    let mut jobs = Vec::new();
+    for policy in [MisfirePolicy::None, MisfirePolicy::One, MisfirePolicy::All] {
+        let mut job = new_job("0-4 0 10 * * *");
+        job.spec.misfire = policy;
+        insert(s, &job, Some(secs(0))).await;
+        jobs.push(job);
+    }
+    jobs
+}
+
 /// Case 24: Fires handed back by a dead node and claimed past the misfire threshold follow
 /// their job's policy: `none` records them skipped, `one` calls only the latest, `all` calls
 /// each (up to the catch-up bound); a manual call and a retry are called however late.
 async fn case_handed_back_fires_follow_the_misfire_policy(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
-    let mut jobs = Vec::new();
-    for policy in [MisfirePolicy::None, MisfirePolicy::One, MisfirePolicy::All] {
-        // Five instants a day, at 10:00:00 .. 10:00:04.
-        let mut job = new_job("0-4 0 10 * * *");
-        job.spec.misfire = policy;
-        insert(s, &job, Some(secs(0))).await;
-        jobs.push(job);
-    }
+    let jobs = one_job_per_misfire_policy(s).await;
     let clock = TestClock::at(secs(0));
     let p = params(Duration::seconds(4));
     let claimed = claim(s, "node-a", &p, &clock).await;
@@ -2087,13 +2093,7 @@ async fn case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded(kind: Db
 async fn case_shedding_records_late_waiting_fires_by_policy(kind: Db) {
     let ctx = open(kind).await;
     let s = &ctx.store;
-    let mut jobs = Vec::new();
-    for policy in [MisfirePolicy::None, MisfirePolicy::One, MisfirePolicy::All] {
-        let mut job = new_job("0-4 0 10 * * *");
-        job.spec.misfire = policy;
-        insert(s, &job, Some(secs(0))).await;
-        jobs.push(job);
-    }
+    let jobs = one_job_per_misfire_policy(s).await;
     let clock = TestClock::at(secs(0));
     let p = params(Duration::seconds(4));
     assert_eq!(claim(s, "node-a", &p, &clock).await.len(), 15);

@@ -56,19 +56,14 @@ impl Schedule {
     /// given a new schedule) rather than making every answer that lists it fail; the
     /// zone must still be known.
     pub fn stored(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
-        match Self::parse_in(expr, tz) {
-            Err(_) if Tz::from_str(tz).is_ok() => Ok(Self {
+        match (Self::parse_in(expr, tz), Tz::from_str(tz)) {
+            (Err(_), Ok(tz)) => Ok(Self {
                 expr: expr.to_owned(),
-                tz: Tz::from_str(tz).unwrap_or(Tz::UTC),
+                tz,
                 cron: None,
             }),
-            parsed => parsed,
+            (parsed, _) => parsed,
         }
-    }
-
-    /// Whether the expression parses: false only for a stored one this version refuses.
-    pub fn parses(&self) -> bool {
-        self.cron.is_some()
     }
 
     /// The expression as stored.

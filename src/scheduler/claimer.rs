@@ -23,7 +23,7 @@ use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::lease::Lease;
 use crate::meters;
-use crate::store::{ClaimParams, DynStore, StoreError};
+use crate::store::{ClaimParams, DynStore, Misfires, StoreError};
 use crate::worker::{Held, WorkerStats};
 
 /// The claim loop's parts.
@@ -63,10 +63,7 @@ impl Claimer {
             .claim_due(&node, &params, self.clock.as_ref())
             .await?;
         meters::claimed(claimed.fires.len(), began.elapsed());
-        let m = claimed.misfires;
-        for (policy, n) in [("none", m.none), ("one", m.one), ("all", m.all)] {
-            meters::misfired(policy, n);
-        }
+        count_misfires(claimed.misfires);
         if !claimed.fires.is_empty() {
             let at = std::time::Instant::now();
             let (n, first) = (claimed.fires.len(), claimed.first_attempts);
@@ -143,6 +140,13 @@ impl Claimer {
     }
 }
 
+/// Counts misfires in the metrics, by policy.
+fn count_misfires(m: Misfires) {
+    for (policy, n) in [("none", m.none), ("one", m.one), ("all", m.all)] {
+        meters::misfired(policy, n);
+    }
+}
+
 /// Records skipped, in the database, the late waiting attempts their jobs' misfire
 /// policies drop, so a backlog the claimer has no room for never grows without bound.
 pub struct Shedder {
@@ -173,8 +177,7 @@ impl Shedder {
                 {
                     Ok(m) => {
                         backoff.reset();
-                        meters::misfired("none", m.none);
-                        meters::misfired("one", m.one);
+                        count_misfires(m);
                         let whole = m.none.max(m.one) >= crate::store::SHED_LIMIT;
                         if whole { Duration::ZERO } else { self.interval }
                     }
