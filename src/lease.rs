@@ -99,10 +99,9 @@ impl Lease {
     }
 
     /// A fire of `epoch` was dropped for a stale lease: the current id must be replaced.
-    pub fn fence(&self, epoch: u64) {
-        if epoch == self.epoch() {
-            self.must_rotate.store(true, Ordering::Release);
-        }
+    /// True for the first such fire of the current id.
+    pub fn fence(&self, epoch: u64) -> bool {
+        epoch == self.epoch() && !self.must_rotate.swap(true, Ordering::AcqRel)
     }
 
     /// A call under `epoch` started: its outcome is owed to the store.

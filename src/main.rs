@@ -5,6 +5,12 @@ use cronhook::cli::{Command, parse_command, preview};
 use cronhook::config::{Config, LogFormat};
 use cronhook::{store, telemetry};
 
+/// mimalloc, built with transparent huge pages off (`no_thp`: it disables them for this
+/// process; `MIMALLOC_ALLOW_THP=1` turns them back on). With huge pages the resident set
+/// swung by 10-20 MB with the work in hand and drifted upward: in the overload fault test
+/// (2,000 fires a second, debug build) a PostgreSQL node read 57-92 MB over two minutes,
+/// against 40-48 MB without them. glibc's malloc held memory as flat, but SQLite at 10,000
+/// fires a second then missed a third of its fires (BENCHMARKS.md, "Allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -105,23 +105,13 @@ impl Executor {
         self.lease.begin(epoch);
         let fence = self.lease.fence_after();
         if !self.lease.may_start(epoch) || !self.gate.current(fence) {
-            tracing::info!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id,
-                "not started: this node's lease lapsed or it could not read job changes; the fire is recovered from the store");
-            meters::fenced("lease");
-            self.lease.fence(epoch);
-            self.lease.settle(epoch);
+            self.fenced(&held, "lease");
             return;
         }
-        let unstored = self.stats.unstored.load(Ordering::Acquire);
-        if unstored >= self.max_unstored {
+        if self.stats.unstored.load(Ordering::Acquire) >= self.max_unstored {
             // The database has not taken the outcomes of the calls already made: rather than
-            // hold more in memory, the node fences itself, as for a lapsed lease; the fire
-            // stays in the store and is recovered.
-            tracing::warn!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id, unstored,
-                "not started: too many outcomes wait for the database (MAX_UNSTORED_OUTCOMES); the fire is recovered from the store");
-            meters::fenced("unstored");
-            self.lease.fence(epoch);
-            self.lease.settle(epoch);
+            // hold more in memory, the node fences itself, as for a lapsed lease.
+            self.fenced(&held, "unstored");
             return;
         }
         if !self.gate.remembers(held.claimed) {
@@ -147,6 +137,38 @@ impl Executor {
         if !reported {
             self.lease.settle(epoch);
         }
+    }
+
+    /// Does not start `held`: the node fenced itself (`reason`). The first fire of an
+    /// identity fenced says so once; the identity is replaced at the next heartbeat. The fire
+    /// is handed back to the store under the id that claimed it (the store takes it back
+    /// only from that id, so a fire another node recovered meanwhile is left alone) and stays
+    /// counted among this node's claimed fires until it is back, so fires dropped here never
+    /// make room for the claimer while their rows are still claimed.
+    fn fenced(&self, held: &Held, reason: &'static str) {
+        meters::fenced(reason);
+        if self.lease.fence(held.epoch) {
+            tracing::warn!(
+                reason,
+                unstored = self.stats.unstored.load(Ordering::Acquire),
+                "this node stopped starting calls (its lease lapsed, it could not read job changes, \
+                 or too many outcomes wait for the database: MAX_UNSTORED_OUTCOMES); the fires it \
+                 holds are handed back to the store"
+            );
+        }
+        tracing::debug!(job_id = %held.fire.job_id, execution_id = %held.fire.execution_id, reason,
+            "not started: handed back to the store");
+        self.stats.claimed.fetch_add(1, Ordering::AcqRel);
+        let back = Report::HandedBack(vec![Handback {
+            execution: held.fire.execution_id,
+            node: held.node.clone(),
+            due_at: held.fire.due_at,
+        }]);
+        if self.reports.send(back).is_err() {
+            // Shutting down: the store hands back everything not started.
+            self.stats.claimed.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.lease.settle(held.epoch);
     }
 
     /// Makes the call, if the store lets it start; returns whether an outcome went to the

@@ -24,6 +24,11 @@ const ALL_JOBS: usize = 50;
 /// memory is compared between `EARLY_S` and the end.
 const OVERLOAD_S: u64 = 120;
 const EARLY_S: u64 = 30;
+/// RSS "at" an instant is the highest of the samples taken every second over the `WINDOW_S`
+/// before it. A single sample swings with the work in hand at that moment: a PostgreSQL node
+/// read 68.2, 76.8 and 67.7 MB at three instants 10 s apart in one run, with no trend. The
+/// highest over a window is what the node needs at that stage; growth would raise it.
+const WINDOW_S: u64 = 10;
 /// The API keeps answering under overload: the slowest of the probes (a read, a pause and a
 /// resume of a job that never fires in the test) within this. Measured on the debug binary
 /// with both stores at once: PostgreSQL 157 ms, SQLite 1.14 s.
@@ -43,7 +48,7 @@ struct Measured {
     store: &'static str,
     rss_early_kib: u64,
     rss_late_kib: u64,
-    /// (seconds into the overload, RSS KiB), every 10 s.
+    /// (seconds into the overload, RSS KiB), every second.
     rss_samples: Vec<(u64, u64)>,
     /// The slowest API answer probed during the overload.
     slowest_api: Duration,
@@ -171,17 +176,19 @@ async fn overload(db: Db, store: &'static str) -> Measured {
         .unwrap_or(OVERLOAD_S);
     let from = (now_ms() / 1000 + 1) * 1000;
     let began = Instant::now();
-    let (mut rss_early_kib, mut most_held, mut degraded_behind_ms) = (0, 0, 0);
-    let (mut rss_samples, mut slowest_api) = (Vec::new(), Duration::ZERO);
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        while began.elapsed() < Duration::from_secs(overload_s) {
+            tick.tick().await;
+            samples.push((began.elapsed().as_secs(), rss_kib(pid)));
+        }
+        samples
+    });
+    let (mut most_held, mut degraded_behind_ms) = (0, 0);
+    let mut slowest_api = Duration::ZERO;
     while began.elapsed() < Duration::from_secs(overload_s) {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let at = began.elapsed().as_secs();
-        if rss_early_kib == 0 && at >= EARLY_S {
-            rss_early_kib = rss_kib(pid);
-        }
-        if rss_samples.last().is_none_or(|(s, _)| at >= s + 10) {
-            rss_samples.push((at, rss_kib(pid)));
-        }
         slowest_api = slowest_api.max(api_probe(&server, &probe).await);
         most_held = most_held.max(count(&db.url, HELD_BY_A_NODE).await);
         let (status, h) = health(&server).await;
@@ -190,7 +197,16 @@ async fn overload(db: Db, store: &'static str) -> Measured {
                 degraded_behind_ms.max(h["worker"]["behindMs"].as_u64().unwrap_or(0));
         }
     }
-    let rss_late_kib = rss_kib(pid);
+    let rss_samples = sampler.await.unwrap();
+    let highest_before = |at: u64| {
+        rss_samples
+            .iter()
+            .filter(|(s, _)| *s + WINDOW_S >= at && *s <= at)
+            .map(|(_, kib)| *kib)
+            .max()
+            .unwrap_or(0)
+    };
+    let (rss_early_kib, rss_late_kib) = (highest_before(EARLY_S), highest_before(overload_s));
     let until = now_ms() / 1000 * 1000;
     // The overload ends (the `none` jobs stop) and the target is fast again: every `all`
     // fire of the overload is called.
@@ -249,7 +265,7 @@ async fn overload_is_bounded_and_sheds_by_misfire_policy() {
         );
         let tail: String = m.log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
         eprintln!(
-            "{store}: RSS {} KiB at {EARLY_S} s, {} KiB at {OVERLOAD_S} s; most held {}; behind {} ms; \
+            "{store}: RSS (highest over the {WINDOW_S} s before) {} KiB at {EARLY_S} s, {} KiB at the end; most held {}; behind {} ms; \
              none recorded missed {}; all uncalled {} of {}; doubled {}",
             m.rss_early_kib,
             m.rss_late_kib,
@@ -261,16 +277,12 @@ async fn overload_is_bounded_and_sheds_by_misfire_policy() {
             m.doubled
         );
         eprintln!(
-            "{store}: RSS samples (s, KiB) {:?}; slowest API answer {:?}",
-            m.rss_samples, m.slowest_api
+            "{store}: RSS samples (s, KiB), every 5th {:?}; slowest API answer {:?}",
+            m.rss_samples.iter().step_by(5).collect::<Vec<_>>(),
+            m.slowest_api
         );
-        // Within 10%, plus 8 MiB for what fills to a fixed size after 30 s: SQLite's page
-        // caches (4 connections of 2 MiB), the connections' buffers. Measured in CI without
-        // the allowance: SQLite 96.8 MB at 30 s, 106.5 MB at 120 s (+10.07%); PostgreSQL
-        // 71.6 MB, 76.6 MB (+7.0%).
-        let allowance = 8 * 1024;
         assert!(
-            m.rss_late_kib * 10 <= m.rss_early_kib * 11 + allowance * 10,
+            m.rss_early_kib > 0 && m.rss_late_kib * 10 <= m.rss_early_kib * 11,
             "{store}: memory grew from {} KiB to {} KiB",
             m.rss_early_kib,
             m.rss_late_kib
