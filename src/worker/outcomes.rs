@@ -35,8 +35,9 @@ pub enum Report {
     /// Attempts sent nowhere (their start could not be recorded, or they waited too long
     /// for a worker): they go back to the store, each to be claimed again at its `due_at`.
     Postponed(Vec<Handback>),
-    /// Claimed fires that waited too long for a worker, handed back by the dispatcher:
-    /// counted among the node's claimed fires until they are back in the store.
+    /// Claimed fires not started: handed back by the dispatcher when they waited too long
+    /// for a worker, or by the executor when the node fenced itself. Counted among the
+    /// node's claimed fires until they are back in the store.
     HandedBack(Vec<Handback>),
 }
 

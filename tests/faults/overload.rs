@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::count;
 use crate::common::{
     Behaviour, Db, Server, Target, TestDb, client, create_job, eventually, fast_env,
 };
+use crate::common::{count, exec};
 use crate::{SERIAL, health, instant_of, now_ms, rss_kib};
 
 const NONE_JOBS: usize = 1_950;
@@ -113,15 +113,11 @@ async fn create_jobs(server: &Server, api: &str) -> (Vec<String>, Vec<String>) {
 /// been paused: through the API each pause waits for the overloaded node to confirm the
 /// change, and 1,950 of them would outlast the test.
 async fn disable_none_jobs(url: &str) {
-    use sqlx::Connection;
-    const SQL: &str = "UPDATE jobs SET enabled = FALSE WHERE misfire_policy = 'none'";
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(SQL).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(SQL).execute(&mut c).await.unwrap();
-    }
+    exec(
+        url,
+        "UPDATE jobs SET enabled = FALSE WHERE misfire_policy = 'none'",
+    )
+    .await;
 }
 
 /// Reads the probe job, pauses and resumes it; how long the slowest of the three took.
