@@ -15,6 +15,7 @@ use cronhook::{store, telemetry};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    tune_c_malloc();
     // Before parsing: clap reads the settings from the environment, which .env fills in where
     // it leaves them unset.
     let _ = dotenvy::dotenv();
@@ -49,6 +50,25 @@ fn main() -> ExitCode {
                 app.run_until_stopped(shutdown_signal()).await
             })
         }
+    }
+}
+
+/// SQLite is C and allocates with the C library's malloc, not with mimalloc. glibc's defaults
+/// suit it badly: each of the pool's four connection threads gets an arena of its own, and
+/// after the first large block is freed the threshold above which blocks are mapped (and
+/// given back on free) rises to that block's size, so later statement-sized buffers (SQLite's
+/// own high-water mark reached 14 MB under overload, against 2-5 MB in use) stay in the arenas
+/// as holes. A SQLite node's resident set then crept upward by about 7 MB over two minutes
+/// of overload and sat 14 MB higher. One arena (SQLite serialises its allocations behind its
+/// own mutex anyway) and a fixed 128 KiB threshold took the 14 MB away and left only SQLite's page cache
+/// filling (at most 2 MB for each connection), at no measured cost (BENCHMARKS.md,
+/// "Allocator").
+fn tune_c_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

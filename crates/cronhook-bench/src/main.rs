@@ -72,6 +72,16 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         hanging: usize,
     },
+    /// CPU time per fire of the service, of PostgreSQL (every `postgres` process) and of the
+    /// bench's target, from `/proc`, over precision runs of N jobs every second.
+    Cost {
+        /// Job counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
+        jobs: Vec<usize>,
+        /// Measured seconds per run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
     /// Many jobs and a large history: creation, idle memory, restart to first fire, latency.
     Scale {
         /// Registered jobs (hourly and daily schedules).
@@ -172,6 +182,30 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let (pg, sqlite) = db::versions(&args.pg).await;
             write("machine", &report::machine(&pg, &sqlite))?;
             write("precision", &report::precision(&rows))?;
+        }
+        Scenario::Cost { jobs, seconds } => {
+            let mut rows = Vec::new();
+            for &backend in &which {
+                for &n in jobs {
+                    eprintln!("cost: {} {n} jobs, for {seconds} s", backend.name());
+                    let r = scenarios::precision(
+                        &bin,
+                        &args.pg,
+                        backend,
+                        n,
+                        0,
+                        *seconds,
+                        scenarios::DEFAULT_WORKERS,
+                    )
+                    .await?;
+                    eprintln!("  {r:?}");
+                    rows.push(r);
+                }
+            }
+            // The machine beside the table: the cost depends on it more than any figure.
+            let (pg, sqlite) = db::versions(&args.pg).await;
+            let body = format!("{}\n{}", report::cost(&rows), report::machine(&pg, &sqlite));
+            write("cost", &body)?;
         }
         Scenario::Scale { jobs, history } => {
             let mut rows = Vec::new();

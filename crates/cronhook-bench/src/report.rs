@@ -34,6 +34,31 @@ pub fn precision(rows: &[PrecisionResult]) -> String {
     s
 }
 
+/// The cost table: CPU time per fire called, by process.
+pub fn cost(rows: &[PrecisionResult]) -> String {
+    let mut s = String::from(
+        "| backend | jobs (fires/s) | seconds | fires called | cronhook µs/fire | database µs/fire | cronhook + database µs/fire | bench target µs/fire | lag p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let called = r.expected - r.missed;
+        let (db, both) = match r.db_us_per_fire {
+            Some(db) => (format!("{db:.1}"), r.service_us_per_fire + db),
+            None => ("in cronhook".to_owned(), r.service_us_per_fire),
+        };
+        s += &format!(
+            "| {} | {} | {} | {called} | {:.1} | {db} | {both:.1} | {:.1} | {:.1} |\n",
+            r.backend.name(),
+            r.jobs,
+            r.seconds,
+            r.service_us_per_fire,
+            r.bench_us_per_fire,
+            r.lag_p99_ms
+        );
+    }
+    s
+}
+
 /// The scale table.
 pub fn scale(rows: &[ScaleResult]) -> String {
     let mut s = String::from(

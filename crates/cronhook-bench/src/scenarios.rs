@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::db::{Backend, BenchDb};
 use crate::load::{self, Timings, percentile};
-use crate::service::Service;
+use crate::service::{self, Service};
 use crate::target::{Silent, Target};
 
 /// Concurrency used to create jobs.
@@ -31,6 +31,13 @@ pub struct PrecisionResult {
     pub lag_max_ms: f64,
     pub cpu_cores: f64,
     pub peak_rss_mib: f64,
+    /// CPU time per fire called in the window, µs: the service's own.
+    pub service_us_per_fire: f64,
+    /// The database's (every `postgres` process); none for SQLite, which runs inside the
+    /// service and is counted there.
+    pub db_us_per_fire: Option<f64>,
+    /// The bench's (its target answering the calls).
+    pub bench_us_per_fire: f64,
 }
 
 /// The service's default worker concurrency, used by every scenario unless told otherwise.
@@ -83,8 +90,10 @@ pub async fn precision(
     let end = start + seconds as i64 * 1000;
     sleep_until_ms(start).await;
     let cpu0 = svc.cpu_seconds();
+    let (db0, bench0) = (service::postgres_cpu_seconds(), service::own_cpu_seconds());
     sleep_until_ms(end).await;
     let cpu1 = svc.cpu_seconds();
+    let (db1, bench1) = (service::postgres_cpu_seconds(), service::own_cpu_seconds());
     // Late calls still count; one that has not arrived 10 s after the window is missed.
     let drain_until = Instant::now() + Duration::from_secs(10);
     let expected = jobs * seconds as usize;
@@ -114,6 +123,7 @@ pub async fn precision(
             .or_insert(lag);
     }
     let lags: Vec<u64> = first.values().map(|v| (*v).max(0) as u64).collect();
+    let per_fire = |seconds: f64| seconds * 1e6 / first.len().max(1) as f64;
     let result = PrecisionResult {
         backend,
         jobs,
@@ -128,6 +138,9 @@ pub async fn precision(
         lag_max_ms: lags.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
         cpu_cores: (cpu1 - cpu0) / seconds as f64,
         peak_rss_mib,
+        service_us_per_fire: per_fire(cpu1 - cpu0),
+        db_us_per_fire: (backend == Backend::Postgres).then(|| per_fire(db1 - db0)),
+        bench_us_per_fire: per_fire(bench1 - bench0),
     };
     svc.stop().await;
     Ok(result)

@@ -88,18 +88,7 @@ impl Service {
 
     /// User + system CPU seconds used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = self.proc_file("stat");
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
-        (ticks(11) + ticks(12)) / clock_ticks()
+        stat_cpu_seconds(&self.proc_file("stat"))
     }
 
     fn status_kib(&self, key: &str) -> f64 {
@@ -145,6 +134,49 @@ impl Drop for Service {
             let _ = self.child.wait();
         }
     }
+}
+
+/// User + system CPU seconds in the text of a `/proc/PID/stat`.
+fn stat_cpu_seconds(stat: &str) -> f64 {
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// User + system CPU seconds used so far by this process: the bench's target, which answers
+/// every call, and its bookkeeping.
+pub fn own_cpu_seconds() -> f64 {
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// User + system CPU seconds used so far by every process named `postgres` on this machine:
+/// the backends serving the service's connections and the server's own writers
+/// (WAL writer, background writer, checkpointer), which do work for each fire too. A backend
+/// that exits inside a window takes its time with it, so a window should see the same
+/// connections throughout (the service keeps its pool open).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
 }
 
 fn clock_ticks() -> f64 {
