@@ -13,6 +13,10 @@ use super::job::{ConcurrencyPolicy, Delivery, HttpMethod, RetryOverride};
 pub struct Call {
     /// Where the call goes.
     pub api: String,
+    /// `api` parsed, once for the fires read together rather than on every call; none if it
+    /// does not parse (a URL cronhook stored always does), and the call then fails as the
+    /// HTTP client reports it.
+    pub url: Option<url::Url>,
     /// The method.
     pub method: HttpMethod,
     /// Extra headers.
@@ -39,6 +43,7 @@ impl Call {
     pub fn post(api: &str, delivery: Delivery) -> Call {
         Call {
             api: api.to_owned(),
+            url: url::Url::parse(api).ok(),
             method: HttpMethod::Post,
             headers: Vec::new(),
             body: None,

@@ -65,6 +65,7 @@ impl CallRow {
             concurrency: ConcurrencyPolicy::read(&self.concurrency_policy),
             signing_secret: self.signing_secret,
             version: self.version,
+            url: url::Url::parse(&self.api).ok(),
             api: self.api,
         }
     }

@@ -305,7 +305,11 @@ impl Executor {
 
     /// Sends the request and reads the answer.
     async fn call(&self, fire: &Fire, executed_at: DateTime<Utc>) -> Answer {
-        if let Err(d) = self.policy.check_literal(&fire.call.api) {
+        let checked = match &fire.call.url {
+            Some(url) => self.policy.check_url(url),
+            None => self.policy.check_literal(&fire.call.api),
+        };
+        if let Err(d) = checked {
             return Answer::Denied(d.to_string());
         }
         let timeout = fire
@@ -421,11 +425,11 @@ impl Executor {
             HttpMethod::Patch => reqwest::Method::PATCH,
             HttpMethod::Delete => reqwest::Method::DELETE,
         };
-        let request = self
-            .client
-            .request(method, call.api.as_str())
-            .headers(headers)
-            .timeout(timeout);
+        let request = match &call.url {
+            Some(url) => self.client.request(method, url.clone()),
+            None => self.client.request(method, call.api.as_str()),
+        };
+        let request = request.headers(headers).timeout(timeout);
         match body {
             Some(body) => request.body(body),
             None => request,

@@ -77,15 +77,23 @@ impl TargetPolicy {
 
     /// Checks a URL whose host is an IP literal (such URLs are not resolved).
     pub fn check_literal(&self, url: &str) -> Result<(), Denied> {
-        let Some(host) = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-        else {
+        match url::Url::parse(url) {
+            Ok(url) => self.check_url(&url),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// [`TargetPolicy::check_literal`] of a parsed URL.
+    pub fn check_url(&self, url: &url::Url) -> Result<(), Denied> {
+        let Some(host) = url.host_str() else {
             return Ok(());
         };
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         match bare.parse::<IpAddr>() {
-            Ok(addr) if !self.permits(&host, addr) => Err(Denied { host, addr }),
+            Ok(addr) if !self.permits(host, addr) => Err(Denied {
+                host: host.to_owned(),
+                addr,
+            }),
             _ => Ok(()),
         }
     }
