@@ -60,9 +60,9 @@ fn main() -> ExitCode {
 /// own high-water mark reached 14 MB under overload, against 2-5 MB in use) stay in the arenas
 /// as holes. A SQLite node's resident set then crept upward by about 7 MB over two minutes
 /// of overload and sat 14 MB higher. One arena (SQLite serialises its allocations behind its
-/// own mutex anyway) and a fixed 128 KiB threshold took the 14 MB away and left only SQLite's page cache
-/// filling (at most 2 MB for each connection), at no measured cost (BENCHMARKS.md,
-/// "Allocator").
+/// own mutex anyway) and a fixed 128 KiB threshold took the 14 MB away and left only
+/// SQLite's page cache filling (at most 2 MB for each connection), at no measured cost
+/// (BENCHMARKS.md, "Allocator").
 fn tune_c_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.

@@ -43,9 +43,11 @@ pub(crate) struct CallRow {
 }
 
 impl CallRow {
-    /// The call, shared by the fires of the job read together.
+    /// The call, shared by the fires of the job read together, with its URL parsed for them.
     pub fn into_call(self) -> Arc<Call> {
-        Arc::new(self.into_parts())
+        let mut call = self.into_parts();
+        call.url = url::Url::parse(&call.api).ok();
+        Arc::new(call)
     }
 
     /// The call's settings. Methods, types and policies are checked by the schema's
@@ -65,7 +67,7 @@ impl CallRow {
             concurrency: ConcurrencyPolicy::read(&self.concurrency_policy),
             signing_secret: self.signing_secret,
             version: self.version,
-            url: url::Url::parse(&self.api).ok(),
+            url: None,
             api: self.api,
         }
     }
