@@ -61,8 +61,8 @@ fn main() -> ExitCode {
 /// as holes. A SQLite node's resident set then crept upward by about 7 MB over two minutes
 /// of overload and sat 14 MB higher. One arena (SQLite serialises its allocations behind its
 /// own mutex anyway) and a fixed 128 KiB threshold took the 14 MB away and left only
-/// SQLite's page cache filling (at most 2 MB for each connection), at no measured cost
-/// (BENCHMARKS.md, "Allocator").
+/// SQLite's page cache filling (bounded per connection, see `store/sqlite.rs`), at no
+/// measured cost (BENCHMARKS.md, "Allocator").
 fn tune_c_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
