@@ -28,8 +28,13 @@ use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
 use crate::worker::{WorkerPool, WorkerStats};
 
-/// Jobs advanced by one claim transaction.
-const CLAIM_BATCH: u32 = 2000;
+/// Jobs advanced by one claim transaction (and waiting fires taken by one). Every buffer a
+/// claim fills (the rows read, the fires planned, the statement sent, each pooled
+/// connection's buffers) grows with it and is reused at its largest: at 2,000 a PostgreSQL
+/// node under the overload fault test sat at 33-40 MB and was still rising at 30 s, at 500 at
+/// 30-32 MB and flat, with the same CPU per fire at 3,000 and 10,000 fires a second
+/// (BENCHMARKS.md, "Claim batch").
+const CLAIM_BATCH: u32 = 500;
 /// Least pause between sheds of late waiting fires.
 const SHED_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the outcome writer may take to store what is left at shutdown.

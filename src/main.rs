@@ -15,7 +15,7 @@ use cronhook::{store, telemetry};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tune_c_malloc();
+    sqlite_allocates_with_mimalloc();
     // Before parsing: clap reads the settings from the environment, which .env fills in where
     // it leaves them unset.
     let _ = dotenvy::dotenv();
@@ -53,22 +53,61 @@ fn main() -> ExitCode {
     }
 }
 
-/// SQLite is C and allocates with the C library's malloc, not with mimalloc. glibc's defaults
-/// suit it badly: each of the pool's four connection threads gets an arena of its own, and
-/// after the first large block is freed the threshold above which blocks are mapped (and
-/// given back on free) rises to that block's size, so later statement-sized buffers (SQLite's
-/// own high-water mark reached 14 MB under overload, against 2-5 MB in use) stay in the arenas
-/// as holes. A SQLite node's resident set then crept upward by about 7 MB over two minutes
-/// of overload and sat 14 MB higher. One arena (SQLite serialises its allocations behind its
-/// own mutex anyway) and a fixed 128 KiB threshold took the 14 MB away and left only
-/// SQLite's page cache filling (bounded per connection, see `store/sqlite.rs`), at no
-/// measured cost (BENCHMARKS.md, "Allocator").
-fn tune_c_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+/// SQLite is C and would allocate with the C library's malloc, beside mimalloc. glibc's heap
+/// keeps the holes SQLite's statement-sized buffers leave (its high-water mark reached 9-14 MB
+/// under overload, against 2-7 MB in use), and only the top of it is ever given back: in the
+/// overload fault test a SQLite node's `[heap]` crept from 6.4 to 7.9 MB over two minutes even
+/// with one arena and a fixed mmap threshold, while mimalloc's region moved up and down with the
+/// work in hand. So SQLite allocates with mimalloc too, whose free pages are given back to the
+/// system: the `[heap]` stays at 24 KiB, at no measured CPU cost (BENCHMARKS.md, "Allocator").
+/// Set before SQLite initialises (its first connection), or SQLite refuses it.
+fn sqlite_allocates_with_mimalloc() {
+    use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
+    use libsqlite3_sys::{SQLITE_CONFIG_MALLOC, SQLITE_OK, sqlite3_config, sqlite3_mem_methods};
+    use std::ffi::{c_int, c_void};
+
+    // SQLite passes sizes as positive `int`s and needs 8-byte alignment, which mimalloc gives.
+    unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
+        // SAFETY: any size may be asked of mimalloc; a failure returns null, as SQLite expects.
+        unsafe { mi_malloc(usize::try_from(n).unwrap_or(0)) }
+    }
+    unsafe extern "C" fn free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what `malloc` or `realloc` above returned.
+        unsafe { mi_free(p) }
+    }
+    unsafe extern "C" fn realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        // SAFETY: as for `free`; mimalloc keeps the block's contents up to the smaller size.
+        unsafe { mi_realloc(p, usize::try_from(n).unwrap_or(0)) }
+    }
+    unsafe extern "C" fn size(p: *mut c_void) -> c_int {
+        // SAFETY: as for `free`: `p` is a live mimalloc block.
+        c_int::try_from(unsafe { mi_usable_size(p) }).unwrap_or(c_int::MAX)
+    }
+    unsafe extern "C" fn roundup(n: c_int) -> c_int {
+        // SAFETY: a pure function of the size.
+        c_int::try_from(unsafe { mi_good_size(usize::try_from(n).unwrap_or(0)) }).unwrap_or(n)
+    }
+    unsafe extern "C" fn init(_: *mut c_void) -> c_int {
+        SQLITE_OK
+    }
+    unsafe extern "C" fn shutdown(_: *mut c_void) {}
+
+    let methods = sqlite3_mem_methods {
+        xMalloc: Some(malloc),
+        xFree: Some(free),
+        xRealloc: Some(realloc),
+        xSize: Some(size),
+        xRoundup: Some(roundup),
+        xInit: Some(init),
+        xShutdown: Some(shutdown),
+        pAppData: std::ptr::null_mut(),
+    };
+    // SAFETY: called once, before any thread starts and before SQLite initialises; SQLite
+    // copies the methods.
+    let rc = unsafe { sqlite3_config(SQLITE_CONFIG_MALLOC, &raw const methods) };
+    if rc != SQLITE_OK {
+        // Not fatal: SQLite keeps the C library's malloc.
+        eprintln!("warning: SQLite keeps the C library's malloc (sqlite3_config: {rc})");
     }
 }
 

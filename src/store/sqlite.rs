@@ -117,8 +117,8 @@ impl SqliteStore {
             // four connections as the database grows; with the default that growth alone
             // took the overload fault test past its 10% bound. Little is lost: in WAL mode
             // another connection's commit empties a connection's cache when its next
-            // transaction begins, and every connection here writes. Its throughput cost has
-            // not yet been measured with the bench.
+            // transaction begins, and every connection here writes. The bench measured no
+            // cost (BENCHMARKS.md, "Allocator").
             .pragma("cache_size", "-1024")
             .foreign_keys(true);
         let filename = options.get_filename().to_path_buf();
