@@ -140,7 +140,7 @@ impl Service {
         let id = job.id;
         self.writer
             .insert(JobRow {
-                first_fire: job.spec.schedule.next_after(now),
+                first_fire: job.spec.first_due(id, now),
                 job,
                 created_at: now,
             })
@@ -192,10 +192,14 @@ impl Service {
                 return Ok(current);
             }
             let now = self.clock.now();
-            let next = if spec.schedule == current.spec.schedule {
+            // A new spread moves every fire, like a new schedule: the job starts again
+            // from the first instant after the change.
+            let next = if spec.schedule == current.spec.schedule
+                && spec.spread_ms == current.spec.spread_ms
+            {
                 NextFire::Keep
             } else {
-                NextFire::At(spec.schedule.next_after(now))
+                NextFire::At(spec.first_due(id, now))
             };
             match self
                 .store

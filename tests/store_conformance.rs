@@ -13,7 +13,7 @@ use cronhook::domain::execution::{ExecutionState, ExecutionSummary, Trigger};
 use cronhook::domain::fire::{Fire, Outcome, Verdict};
 use cronhook::domain::job::{
     ConcurrencyPolicy, Delivery, HttpMethod, JobSpec, MisfirePolicy, NewJob, RetryOverride,
-    TargetUrl,
+    TargetUrl, spread_offset_ms,
 };
 use cronhook::domain::job::{JobRecord, JobState};
 use cronhook::domain::schedule::Schedule;
@@ -77,6 +77,7 @@ conformance!(
     case_hand_backs_go_in_one_batch_and_waiting_claims_are_bounded,
     case_shedding_records_late_waiting_fires_by_policy,
     case_census_counts_jobs_by_state_and_live_nodes,
+    case_spread_fires_are_due_their_offset_after_each_instant,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1115,6 +1116,7 @@ async fn case_job_records_list_by_state_and_cursor(kind: Db) {
         concurrency: ConcurrencyPolicy::Forbid,
         enabled: true,
         signing_secret: Some("0123456789abcdef-secret".into()),
+        spread_ms: 45_000,
     };
     insert(s, &full, Some(secs(60))).await;
     let mut paused = new_job("* * * * *");
@@ -2146,4 +2148,80 @@ async fn case_census_counts_jobs_by_state_and_live_nodes(kind: Db) {
     let c = s.census(secs(15)).await.unwrap();
     assert_eq!((c.enabled, c.paused, c.nodes), (3, 1, 1), "node-a is stale");
     assert_eq!(s.census(secs(5)).await.unwrap().nodes, 2);
+}
+
+/// Case 31: A spread job's fires keep their instants and are due its offset after them: the
+/// claim plans them so and advances the job to the next due instant, the spread round-trips,
+/// and a waiting first attempt is late (shed by its policy) only counting from its due
+/// instant.
+async fn case_spread_fires_are_due_their_offset_after_each_instant(kind: Db) {
+    let ctx = open(kind).await;
+    let s = &ctx.store;
+    // A ten-minute spread and an id whose offset is at least a minute, so that an instant
+    // far behind the misfire threshold can still be due within it.
+    let (job, offset) = loop {
+        let mut job = new_job("* * * * * *");
+        job.spec.spread_ms = 600_000;
+        job.spec.misfire = MisfirePolicy::None;
+        let offset = spread_offset_ms(job.id, job.spec.spread_ms);
+        if offset >= 60_000 {
+            break (job, Duration::milliseconds(offset));
+        }
+    };
+    insert(s, &job, Some(secs(0) + offset)).await;
+    let stored = s.get_job(job.id).await.unwrap().unwrap();
+    assert_eq!(stored.spec.spread_ms, 600_000);
+    assert_eq!(stored.next_fire_at, Some(secs(0) + offset));
+
+    // Look-ahead 2 s from 1 s before the first due instant: the horizon is 1 s after it, so
+    // instants 0 and 1 are due by then and instant 2 a second later.
+    let clock = TestClock::at(secs(0) + offset - Duration::seconds(1));
+    let p = params(Duration::seconds(2));
+    let fires = claim(s, "node-a", &p, &clock).await;
+    assert_eq!(instants(&fires, job.id), vec![secs(0), secs(1)]);
+    for f in &fires {
+        assert_eq!(
+            f.due_at - f.scheduled_at,
+            offset,
+            "due its offset after the instant"
+        );
+    }
+    let advanced = s.get_job(job.id).await.unwrap().unwrap();
+    assert_eq!(advanced.next_fire_at, Some(secs(2) + offset));
+
+    // Handed back unsent, the first fire waits in the store, due when it was.
+    assert!(postpone(s, fires[0].execution_id, "node-a", fires[0].due_at).await);
+    // Its instant is a minute or more behind the 5 s threshold, but it fell due 3 s ago:
+    // not late, so nothing is shed.
+    clock.set(secs(0) + offset + Duration::seconds(3));
+    let shed = s.shed_late(&p, clock.as_ref()).await.unwrap();
+    assert_eq!(
+        shed,
+        store::Misfires::default(),
+        "not late from its due instant"
+    );
+    // Ten seconds after it fell due it is late, and `none` sheds it.
+    clock.set(secs(0) + offset + Duration::seconds(10));
+    let shed = s.shed_late(&p, clock.as_ref()).await.unwrap();
+    assert_eq!((shed.none, shed.one, shed.all), (1, 0, 0));
+
+    // A new spread starts again from the instant after the change, at the new offset.
+    let mut spec = stored.spec.clone();
+    spec.spread_ms = 0;
+    let now = secs(0) + offset + Duration::seconds(10);
+    let next = spec.first_due(job.id, now);
+    let updated = s
+        .update_job(job.id, stored.version, &spec, NextFire::At(next), now)
+        .await
+        .unwrap();
+    let Update::Applied { next_fire_at, .. } = updated else {
+        panic!("not applied: {updated:?}");
+    };
+    assert_eq!(next_fire_at, next);
+    let read = s.get_job(job.id).await.unwrap().unwrap();
+    assert_eq!(read.spec.spread_ms, 0);
+    assert_eq!(
+        read.next_fire_at.map(|t| t.timestamp_subsec_millis()),
+        Some(0)
+    );
 }

@@ -924,6 +924,7 @@
         ['Headers', headers.length ? h('ul', { class: 'plain' }, headers.map((n) => h('li', {}, h('span', { class: 'mono', text: n }), h('span', { class: 'muted', text: ': value hidden' })))) : h('span', { class: 'muted', text: 'none' })],
         ['Body', job.body !== null && job.body !== undefined ? h('pre', { class: 'body', text: job.body }) : h('span', { class: 'muted', text: 'cronhook’s own JSON' })],
         ['Timeout', job.timeoutMs ? fmtMs(job.timeoutMs) : h('span', { class: 'muted', text: 'default' })],
+        ['Spread', job.spreadMs ? `each fire within ${fmtMs(job.spreadMs)} after its instant, at a fixed offset` : h('span', { class: 'muted', text: 'none: on the instant' })],
         ['Retry', retry || h('span', { class: 'muted', text: 'defaults' })],
         ['Misfire policy', job.misfirePolicy],
         ['Concurrency', job.concurrencyPolicy],

@@ -230,6 +230,12 @@ pub struct JobInput {
     /// This job's signing secret, 16 to 256 visible ASCII characters.
     #[schema(pattern = "^[!-~]{16,256}$")]
     pub signing_secret: Option<String>,
+    /// Calls every fire a fixed offset in `[0, spreadMs)` after its scheduled instant,
+    /// derived from the job's id (default 0: on the instant). Jobs sharing a schedule then
+    /// fall due spread across the window instead of all at once; `scheduledAt` and the
+    /// `Idempotency-Key` still name the instant, `dueAt` shows when the fire was due.
+    #[schema(minimum = 0, maximum = 86400000)]
+    pub spread_ms: Option<u64>,
 }
 
 impl From<&domain::JobSpec> for JobInput {
@@ -250,6 +256,7 @@ impl From<&domain::JobSpec> for JobInput {
             concurrency_policy: Some(spec.concurrency.into()),
             enabled: Some(spec.enabled),
             signing_secret: spec.signing_secret.clone(),
+            spread_ms: Some(spec.spread_ms),
         }
     }
 }
@@ -366,7 +373,10 @@ pub struct Job {
     pub enabled: bool,
     /// Whether the job has its own signing secret (never shown).
     pub has_signing_secret: bool,
+    /// Each fire is called a fixed offset in `[0, spreadMs)` after its scheduled instant.
+    pub spread_ms: u64,
     pub state: JobState,
+    /// When the next fire is due: the next scheduled instant, plus the job's spread offset.
     pub next_run_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -399,6 +409,7 @@ impl From<&JobRecord> for Job {
             concurrency_policy: spec.concurrency.into(),
             enabled: spec.enabled,
             has_signing_secret: spec.signing_secret.is_some(),
+            spread_ms: spec.spread_ms,
             state: job.state().into(),
             next_run_at: job.next_fire_at.map(rfc3339),
             created_at: rfc3339(job.created_at),

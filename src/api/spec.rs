@@ -14,13 +14,13 @@ use super::dto::{JobInput, Retry};
 use super::error::ApiError;
 use crate::domain::job::{
     HttpMethod, JobSpec, MAX_HEADERS, MAX_JOB_BODY, MAX_NAME, MisfirePolicy, RetryOverride,
-    TIMEOUT_MS_RANGE, TargetUrl, check_header,
+    SPREAD_MS_RANGE, TIMEOUT_MS_RANGE, TargetUrl, check_header,
 };
 use crate::domain::schedule::Schedule;
 use crate::domain::text::{self, Controls};
 
 /// Every field a job body may have: the properties of [`JobInput`].
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 15] = [
     "name",
     "schedule",
     "timezone",
@@ -35,6 +35,7 @@ pub const FIELDS: [&str; 14] = [
     "concurrencyPolicy",
     "enabled",
     "signingSecret",
+    "spreadMs",
 ];
 const RETRY_FIELDS: [&str; 3] = ["maxAttempts", "backoffMs", "maxBackoffMs"];
 /// Bounds of the retry delays, in milliseconds.
@@ -129,6 +130,7 @@ fn read_input(body: &Map<String, Value>) -> Result<JobInput, ApiError> {
             }
         },
         signing_secret: optional_str(body, "signingSecret")?.map(str::to_owned),
+        spread_ms: whole(body, "spreadMs", "invalid_spread", SPREAD_MS_RANGE)?,
     })
 }
 
@@ -205,6 +207,7 @@ fn into_spec(input: JobInput) -> Result<JobSpec, ApiError> {
             .map_or(crate::domain::job::ConcurrencyPolicy::Allow, Into::into),
         enabled: input.enabled.unwrap_or(true),
         signing_secret: input.signing_secret,
+        spread_ms: input.spread_ms.unwrap_or(0),
     })
 }
 
@@ -470,6 +473,7 @@ mod tests {
         assert_eq!(job.concurrency, ConcurrencyPolicy::Allow);
         assert_eq!(job.schedule.tz_name(), "UTC");
         assert!(job.enabled);
+        assert_eq!(job.spread_ms, 0);
     }
 
     #[test]
@@ -488,7 +492,8 @@ mod tests {
             "misfirePolicy": "all",
             "concurrencyPolicy": "forbid",
             "enabled": false,
-            "signingSecret": "0123456789abcdef-secret"
+            "signingSecret": "0123456789abcdef-secret",
+            "spreadMs": 30000
         });
         let spec = parse(body.clone()).unwrap();
         let rendered = Value::Object(render_spec(&spec));
@@ -529,6 +534,9 @@ mod tests {
             (with("headers", json!(["X-A"])), "headers"),
             (with("timeoutMs", json!(0)), "timeoutMs"),
             (with("timeoutMs", json!(1.5)), "timeoutMs"),
+            (with("spreadMs", json!(-1)), "spreadMs"),
+            (with("spreadMs", json!(86_400_001)), "spreadMs"),
+            (with("spreadMs", json!("1s")), "spreadMs"),
             (with("name", json!("")), "name"),
             (with("enabled", json!("yes")), "enabled"),
             (with("signingSecret", json!("short")), "signingSecret"),

@@ -160,6 +160,27 @@ pub const MAX_JOB_BODY: usize = 32 * 1024;
 pub const MAX_NAME: usize = 200;
 /// Bounds of a job's call timeout.
 pub const TIMEOUT_MS_RANGE: (u64, u64) = (1, 600_000);
+/// Bounds of a job's spread: up to a day, like the widest flexible window of managed
+/// schedulers.
+pub const SPREAD_MS_RANGE: (u64, u64) = (0, 86_400_000);
+
+/// How far every fire of job `id` is moved past its scheduled instant, in milliseconds: a
+/// fixed amount in `[0, spread_ms)` derived from the id alone, so it never changes while the
+/// spread does not, the scheduled instant still names the fire, and jobs sharing a schedule
+/// fall due spread across the window instead of all at once.
+pub fn spread_offset_ms(id: Uuid, spread_ms: u64) -> i64 {
+    if spread_ms == 0 {
+        return 0;
+    }
+    // SplitMix64's finalizer over both halves: every bit of the id moves the offset, and
+    // the same id gives the same offset on every node and every version.
+    let (hi, lo) = id.as_u64_pair();
+    let mut z = hi ^ lo.rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % spread_ms) as i64
+}
 
 /// Validates one header a job sends: a token name, not reserved, and a visible-ASCII value.
 pub fn check_header(name: &str, value: &str) -> Result<(), String> {
@@ -227,9 +248,19 @@ pub struct JobSpec {
     pub enabled: bool,
     /// This job's own secret for signing its calls; none uses the global one, if any.
     pub signing_secret: Option<String>,
+    /// Every fire is called [`spread_offset_ms`] after its scheduled instant; 0 calls it on
+    /// the instant.
+    pub spread_ms: u64,
 }
 
 impl JobSpec {
+    /// When job `id`'s first fire after `now` is due: the schedule's next instant moved by
+    /// the job's spread offset; none when the schedule has no more instants.
+    pub fn first_due(&self, id: Uuid, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let offset = chrono::Duration::milliseconds(spread_offset_ms(id, self.spread_ms));
+        self.schedule.next_after(now).map(|at| at + offset)
+    }
+
     /// A job with the seed's fields and every optional one at its default.
     pub fn new(schedule: Schedule, api: TargetUrl, delivery: Delivery) -> JobSpec {
         JobSpec {
@@ -246,6 +277,7 @@ impl JobSpec {
             concurrency: ConcurrencyPolicy::Allow,
             enabled: true,
             signing_secret: None,
+            spread_ms: 0,
         }
     }
 }
@@ -279,7 +311,8 @@ pub struct JobRecord {
     pub id: Uuid,
     /// What the user set.
     pub spec: JobSpec,
-    /// Its next scheduled instant; none when the schedule has no more.
+    /// When its next fire is due: the next scheduled instant moved by the job's spread
+    /// offset; none when the schedule has no more.
     pub next_fire_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -353,5 +386,28 @@ mod tests {
             );
         }
         assert!(check_header("X-Long", &"a".repeat(MAX_HEADER_VALUE + 1)).is_err());
+    }
+
+    #[test]
+    fn a_spread_offset_is_fixed_by_the_id_and_fills_the_window() {
+        assert_eq!(spread_offset_ms(Uuid::now_v7(), 0), 0);
+        assert_eq!(spread_offset_ms(Uuid::now_v7(), 1), 0);
+        // Stable across versions: a fire's due instant must not move on an upgrade.
+        let id = Uuid::parse_str("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap();
+        assert_eq!(spread_offset_ms(id, 1000), spread_offset_ms(id, 1000));
+        assert_eq!(spread_offset_ms(id, 1000), 768);
+        // Ids made in one millisecond (the same v7 time prefix) still spread evenly.
+        let mut tenths = [0usize; 10];
+        for _ in 0..10_000 {
+            let off = spread_offset_ms(Uuid::now_v7(), 1000);
+            assert!((0..1000).contains(&off), "{off}");
+            tenths[(off / 100) as usize] += 1;
+        }
+        for (i, n) in tenths.iter().enumerate() {
+            assert!(
+                (800..=1200).contains(n),
+                "tenth {i} holds {n} of 10,000: {tenths:?}"
+            );
+        }
     }
 }

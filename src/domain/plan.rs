@@ -35,6 +35,17 @@ impl Window {
             max_catchup,
         }
     }
+
+    /// The same window with every bound moved `by` earlier: the window in which a job whose
+    /// fires are due `by` after their instants is planned.
+    pub fn earlier_by(&self, by: Duration) -> Self {
+        Window {
+            now: self.now - by,
+            horizon: self.horizon - by,
+            misfire_before: self.misfire_before - by,
+            max_catchup: self.max_catchup,
+        }
+    }
 }
 
 /// What a claim does with one job.

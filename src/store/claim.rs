@@ -46,7 +46,9 @@ pub(crate) struct DueJob {
     pub schedule: String,
     pub timezone: String,
     pub misfire_policy: String,
+    /// When its next fire is due: its next scheduled instant plus `spread_offset_ms`.
     pub next_fire_at: i64,
+    pub spread_offset_ms: i64,
     #[sqlx(flatten)]
     pub call: CallRow,
 }
@@ -55,7 +57,7 @@ pub(crate) struct DueJob {
 macro_rules! due_job_columns {
     () => {
         concat!(
-            "j.id, j.schedule, j.timezone, j.misfire_policy, j.next_fire_at, ",
+            "j.id, j.schedule, j.timezone, j.misfire_policy, j.next_fire_at, j.spread_offset_ms, ",
             $crate::store::rows::call_columns!()
         )
     };
@@ -118,7 +120,15 @@ pub(crate) fn plan_due(
             continue;
         };
         let policy = MisfirePolicy::read(&job.misfire_policy);
-        let p = plan(&schedule, from_ms(job.next_fire_at), policy, w);
+        // A spread job is planned on its scheduled instants, in a window moved back by its
+        // offset, so its misfire threshold and look-ahead apply to the instants it is due.
+        let offset = chrono::Duration::milliseconds(job.spread_offset_ms);
+        let p = plan(
+            &schedule,
+            from_ms(job.next_fire_at) - offset,
+            policy,
+            &w.earlier_by(offset),
+        );
         if !fires.is_empty() && fires.len() + p.fires.len() > budget {
             break;
         }
@@ -131,7 +141,7 @@ pub(crate) fn plan_due(
                 execution_id: Uuid::now_v7(),
                 job_id: job.id,
                 scheduled_at: at,
-                due_at: at,
+                due_at: at + offset,
                 attempt: 1,
                 call: call.clone(),
             });
@@ -140,7 +150,7 @@ pub(crate) fn plan_due(
             id: job.id,
             from,
             version,
-            to: p.next.map(to_ms),
+            to: p.next.map(|at| to_ms(at + offset)),
         });
     }
     Planned {
@@ -160,6 +170,7 @@ pub(crate) struct OpenExecution {
     pub due_at: i64,
     pub trigger: String,
     pub misfire_policy: String,
+    pub spread_offset_ms: i64,
     #[sqlx(flatten)]
     pub call: CallRow,
 }
@@ -174,7 +185,8 @@ pub(crate) fn split_missed(
         .iter()
         .map(|r| WaitingFire {
             job: r.job_id,
-            scheduled_at: from_ms(r.scheduled_at),
+            // Judged late from the instant it was due, like a new fire.
+            scheduled_at: from_ms(r.scheduled_at + r.spread_offset_ms),
             first_scheduled: r.attempt <= 1 && Trigger::read(&r.trigger) == Trigger::Schedule,
             policy: MisfirePolicy::read(&r.misfire_policy),
         })
@@ -256,7 +268,8 @@ impl From<HistoryRow> for ExecutionSummary {
 macro_rules! open_execution_columns {
     () => {
         concat!(
-            "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, e.trigger, j.misfire_policy, ",
+            "e.id, e.job_id, e.scheduled_at, e.attempt, e.due_at, e.trigger, j.misfire_policy, \
+             j.spread_offset_ms, ",
             $crate::store::rows::call_columns!()
         )
     };
@@ -275,6 +288,7 @@ mod tests {
             timezone: "UTC".into(),
             misfire_policy: "all".into(),
             next_fire_at,
+            spread_offset_ms: 0,
             call: CallRow {
                 api: "http://127.0.0.1:9/".into(),
                 method: "POST".into(),
@@ -325,5 +339,40 @@ mod tests {
                 .all(|a| a.from == from && a.version == 3)
         );
         assert!(planned.next.iter().all(|a| a.to > Some(to_ms(now))));
+    }
+
+    #[test]
+    fn a_spread_job_is_planned_on_its_instants_and_due_after_them() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let w = Window::new(now, Duration::seconds(2), Duration::seconds(5), 10);
+        // Due 700 ms after each instant: next due 12:00:00.700 for the instant 12:00:00.
+        let job = DueJob {
+            spread_offset_ms: 700,
+            ..due_job(to_ms(now) + 700)
+        };
+        let planned = plan_due(vec![job], &w, &ScheduleCache::default(), usize::MAX);
+        let instants: Vec<_> = planned.fires.iter().map(|f| f.scheduled_at).collect();
+        // The look-ahead reaches 12:00:02: the fires due by then are those of instants 0 and
+        // 1; the instant 12:00:02 is due at 02.700, past the horizon.
+        assert_eq!(instants, [now, now + Duration::seconds(1)]);
+        for f in &planned.fires {
+            assert_eq!(f.due_at - f.scheduled_at, Duration::milliseconds(700));
+        }
+        assert_eq!(planned.next[0].to, Some(to_ms(now) + 2_700));
+        assert_eq!(planned.misfires.one + planned.misfires.all, 0);
+        // Six seconds late is a misfire (threshold 5 s) counted from the due instant.
+        let late = DueJob {
+            spread_offset_ms: 700,
+            ..due_job(to_ms(now - Duration::seconds(6)) + 700)
+        };
+        let planned = plan_due(vec![late], &w, &ScheduleCache::default(), usize::MAX);
+        assert_eq!(planned.misfires.all, 1);
+        // Under `all` the missed instants are called, each still due 700 ms after it.
+        assert!(
+            planned
+                .fires
+                .iter()
+                .all(|f| f.due_at - f.scheduled_at == Duration::milliseconds(700))
+        );
     }
 }

@@ -6,8 +6,9 @@ use uuid::Uuid;
 use super::rows::headers_json;
 use super::spelling::Stored;
 use super::{JobRow, to_ms};
+use crate::domain::job::spread_offset_ms;
 
-/// Rows per INSERT statement: 20 parameters a row stays well under both databases' bounds
+/// Rows per INSERT statement: 22 parameters a row stays well under both databases' bounds
 /// on bound parameters (SQLite's 32,766, PostgreSQL's 65,535).
 pub(crate) const JOB_CHUNK: usize = 1000;
 
@@ -27,7 +28,8 @@ where
     let mut q = QueryBuilder::new(
         "INSERT INTO jobs (id, name, schedule, timezone, api, method, headers, body, timeout_ms, \
          delivery, misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
-         concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at) ",
+         concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at, \
+         spread_ms, spread_offset_ms) ",
     );
     q.push_values(rows, |mut b, row| {
         let job = &row.job.spec;
@@ -51,7 +53,9 @@ where
             .push_bind(job.signing_secret.clone())
             .push_bind(row.first_fire.map(to_ms))
             .push_bind(created)
-            .push_bind(created);
+            .push_bind(created)
+            .push_bind(job.spread_ms as i64)
+            .push_bind(spread_offset_ms(row.job.id, job.spread_ms));
     });
     q
 }

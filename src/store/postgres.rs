@@ -321,16 +321,18 @@ async fn insert_first_attempts(
     let ids: Vec<Uuid> = fires.iter().map(|f| f.execution_id).collect();
     let jobs: Vec<Uuid> = fires.iter().map(|f| f.job_id).collect();
     let ats: Vec<i64> = fires.iter().map(|f| to_ms(f.scheduled_at)).collect();
+    let dues: Vec<i64> = fires.iter().map(|f| to_ms(f.due_at)).collect();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) \
-         SELECT u.id, u.job_id, u.at, 1, u.at, 'claimed', $4 \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[]) AS u(id, job_id, at) \
+         SELECT u.id, u.job_id, u.at, 1, u.due, 'claimed', $4 \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $5::int8[]) AS u(id, job_id, at, due) \
          ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING RETURNING id",
     )
     .bind(&ids)
     .bind(&jobs)
     .bind(&ats)
     .bind(node)
+    .bind(&dues)
     .fetch_all(&mut **tx)
     .await?;
     if inserted.len() != fires.len() {

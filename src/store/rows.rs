@@ -105,7 +105,8 @@ macro_rules! job_columns {
     () => {
         "id, name, schedule, timezone, api, method, headers, body, timeout_ms, delivery, \
          misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
-         concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at, version"
+         concurrency_policy, enabled, signing_secret, spread_ms, next_fire_at, created_at, \
+         updated_at, version"
     };
 }
 
@@ -118,6 +119,7 @@ pub(crate) struct JobRow {
     pub timezone: String,
     pub misfire_policy: String,
     pub enabled: bool,
+    pub spread_ms: i64,
     pub next_fire_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -152,6 +154,7 @@ impl TryFrom<JobRow> for JobRecord {
             concurrency: call.concurrency,
             enabled: r.enabled,
             signing_secret: call.signing_secret,
+            spread_ms: u64::try_from(r.spread_ms).unwrap_or(0),
         };
         Ok(JobRecord {
             id: r.id,
@@ -165,14 +168,14 @@ impl TryFrom<JobRow> for JobRecord {
 }
 
 /// A change to a job: its spec from `$2` to `$16` (bound by [`bind_spec`]), then the next
-/// fire `$17` and the instant `$18`, for the job `$1` at version `$19`, and its signing
-/// secret `$20`.
+/// fire `$17` and the instant `$18`, for the job `$1` at version `$19`, its signing secret
+/// `$20`, and its spread `$21` with the offset it gives the job `$22`.
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET name = $2, schedule = $3, timezone = $4, \
      api = $5, method = $6, headers = $7, body = $8, timeout_ms = $9, delivery = $10, \
      misfire_policy = $11, retry_max_attempts = $12, retry_backoff_ms = $13, \
      retry_max_backoff_ms = $14, concurrency_policy = $15, enabled = $16, next_fire_at = $17, \
-     updated_at = $18, version = version + 1, signing_secret = $20 \
-     WHERE id = $1 AND version = $19";
+     updated_at = $18, version = version + 1, signing_secret = $20, spread_ms = $21, \
+     spread_offset_ms = $22 WHERE id = $1 AND version = $19";
 
 /// Binds a spec's columns in [`UPDATE_JOB`] order, after the id.
 pub(crate) fn bind_spec<'q, DB>(
@@ -319,11 +322,12 @@ pub(crate) struct Withdrawn {
 
 /// The next fire a change keeps: the earliest scheduled first attempt it withdrew, if earlier
 /// than the stored one, so no instant of the schedule is lost.
-pub(crate) fn kept_next(stored: Option<i64>, withdrawn: &[Withdrawn]) -> Option<i64> {
+/// `offset` is the job's spread offset: the next fire time is a due instant.
+pub(crate) fn kept_next(stored: Option<i64>, withdrawn: &[Withdrawn], offset: i64) -> Option<i64> {
     let earliest = withdrawn
         .iter()
         .filter(|w| w.attempt == 1 && w.trigger == "schedule")
-        .map(|w| w.scheduled_at)
+        .map(|w| w.scheduled_at + offset)
         .min();
     match (stored, earliest) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -400,7 +404,8 @@ pub(crate) const SKIP_MISSED: &str = "UPDATE executions SET state = 'skipped', e
      duration_ms = 0, success = FALSE, error = $3, node_id = NULL WHERE id = $1";
 
 /// Records skipped, at `$1` with error `$2`, waiting first attempts of scheduled fires due
-/// by `$3` and scheduled before `$4` (the misfire threshold) whose job's policy sheds them,
+/// by `$3` whose due instant (the scheduled one plus the job's spread offset) is before `$4`
+/// (the misfire threshold) and whose job's policy sheds them,
 /// among the first `$5` such attempts of the policy's jobs: `none` all of them, `one` all
 /// but each job's latest. The same rule as a claim's (`plan::misfired`), applied in the
 /// database so a backlog of them is shed without being read into memory; `$lock` is the
@@ -433,7 +438,7 @@ macro_rules! shed_waiting {
              (SELECT e.id, e.job_id, e.scheduled_at FROM executions e \
              JOIN jobs j ON j.id = e.job_id WHERE e.state = 'claimed' AND e.node_id IS NULL \
              AND e.due_at <= $3 AND e.attempt <= 1 AND e.trigger = 'schedule' \
-             AND e.scheduled_at < $4 AND j.misfire_policy = '",
+             AND e.scheduled_at + j.spread_offset_ms < $4 AND j.misfire_policy = '",
             $policy,
             "' ORDER BY e.due_at LIMIT $5",
             $lock,

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::domain::execution::{Execution, ExecutionSummary};
-use crate::domain::job::{JobRecord, JobSpec, MisfirePolicy};
+use crate::domain::job::{JobRecord, JobSpec, MisfirePolicy, spread_offset_ms};
 use crate::domain::plan::{Missed, Window};
 
 /// Attempts handed back by one statement: three parameters each, well under both
@@ -584,9 +584,10 @@ where
             .bind(to_ms(now))
             .fetch_all(&mut *tx)
             .await?;
+        let offset = spread_offset_ms(id, spec.spread_ms);
         let next_fire_at = match next {
             NextFire::At(at) => at.map(to_ms),
-            NextFire::Keep => rows::kept_next(stored_next, &withdrawn),
+            NextFire::Keep => rows::kept_next(stored_next, &withdrawn, offset),
         };
         let q = sqlx::query(rows::UPDATE_JOB).bind(id);
         rows::bind_spec(q, spec)
@@ -594,6 +595,8 @@ where
             .bind(to_ms(now))
             .bind(version)
             .bind(spec.signing_secret.clone())
+            .bind(spec.spread_ms as i64)
+            .bind(offset)
             .execute(&mut *tx)
             .await?;
         if let Some(announce) = T::ANNOUNCE_CHANGE {

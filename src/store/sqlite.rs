@@ -327,12 +327,11 @@ async fn insert_first_attempts(
             "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, node_id) ",
         );
         q.push_values(chunk, |mut b, f| {
-            let at = to_ms(f.scheduled_at);
             b.push_bind(f.execution_id)
                 .push_bind(f.job_id)
-                .push_bind(at)
+                .push_bind(to_ms(f.scheduled_at))
                 .push("1")
-                .push_bind(at)
+                .push_bind(to_ms(f.due_at))
                 .push("'claimed'")
                 .push_bind(node.to_owned());
         });

@@ -28,6 +28,7 @@ both_backends!(
     openapi_document_and_docs_are_served_offline,
     a_job_timeout_cuts_a_slow_call,
     max_call_timeout_caps_every_timeout,
+    a_spread_job_is_due_its_offset_after_each_instant,
 );
 
 async fn send(
@@ -1065,4 +1066,111 @@ async fn a_stored_schedule_this_version_refuses_still_reads(db: Db) {
     assert_eq!(s, 200, "{mended}");
     assert_eq!(mended["description"], "at 09:00 on weekdays");
     assert!(mended["nextRunAt"].is_string(), "{mended}");
+}
+
+/// `spreadMs`: every fire of a job is due one fixed offset after its instant, derived from
+/// its id; the instant still names the fire; a new spread moves the next fires at once.
+async fn a_spread_job_is_due_its_offset_after_each_instant(db: Db) {
+    let db = TestDb::new(db).await;
+    let target = Target::start(Behaviour::default()).await;
+    let server = Server::start(&db.url, &fast_env());
+    let id = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": target.url(), "spreadMs": 1000}),
+    )
+    .await;
+    let offset = cronhook::domain::job::spread_offset_ms(id.parse().unwrap(), 1000);
+    assert!((0..1000).contains(&offset));
+    let (_, job) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(job["spreadMs"], 1000);
+    let next = instant(&job["nextRunAt"]);
+    assert_eq!(
+        i64::from(next.timestamp_subsec_millis()),
+        offset,
+        "nextRunAt is due the offset after a whole second: {next}"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || target.calls_of(&id).len() >= 4).await,
+        "4 calls within 15 s; got {}",
+        target.calls_of(&id).len()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The call names the scheduled instant, as without a spread.
+    for call in target.calls_of(&id) {
+        let scheduled = instant(&json!(call.scheduled_at));
+        assert_eq!(scheduled.timestamp_subsec_millis(), 0, "{scheduled}");
+        assert_eq!(call.key, format!("{id}:{}", scheduled.timestamp_millis()));
+        assert_eq!(call.body["scheduledAt"], call.scheduled_at.as_str());
+    }
+    let (_, list) = get(&server, &format!("/jobs/{id}/executions")).await;
+    let list = list.as_array().unwrap();
+    assert!(list.len() >= 3, "{list:?}");
+    for e in list {
+        let (s, detail) = get(
+            &server,
+            &format!("/jobs/{id}/executions/{}", e["id"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(s, 200, "{detail}");
+        let scheduled = instant(&detail["scheduledAt"]);
+        let due = instant(&detail["dueAt"]);
+        let executed = instant(&detail["executedAt"]);
+        assert_eq!(scheduled.timestamp_subsec_millis(), 0, "{detail}");
+        assert_eq!((due - scheduled).num_milliseconds(), offset, "{detail}");
+        assert!(
+            executed >= due,
+            "called at or after its due instant: {detail}"
+        );
+        assert!(
+            (executed - due).num_milliseconds() < 1000,
+            "called within a second of its due instant: {detail}"
+        );
+    }
+
+    // Back to no spread: the next fires are due on their instants at once.
+    let (s, changed, _) = send(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/jobs/{id}"),
+        Some(json!({"spreadMs": 0})),
+    )
+    .await;
+    assert_eq!(s, 200, "{changed}");
+    assert_eq!(changed["spreadMs"], 0);
+    assert_eq!(instant(&changed["nextRunAt"]).timestamp_subsec_millis(), 0);
+    let changed_at = Utc::now();
+    let on_instant = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| instant(&e["executedAt"]) > changed_at + chrono::Duration::milliseconds(100))
+    };
+    let mut newest = Value::Null;
+    for _ in 0..50 {
+        let (_, list) = get(&server, &format!("/jobs/{id}/executions")).await;
+        if on_instant(&list) {
+            newest = list[0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let newest_id = newest["id"].as_str().expect("a fire after the change");
+    let (_, detail) = get(&server, &format!("/jobs/{id}/executions/{newest_id}")).await;
+    assert_eq!(detail["dueAt"], detail["scheduledAt"], "{detail}");
+
+    // Out of range: refused, and nothing changes.
+    for bad in [json!(-1), json!(86_400_001), json!(0.5), json!("1000")] {
+        let (s, v, _) = send(
+            &server,
+            reqwest::Method::PATCH,
+            &format!("/jobs/{id}"),
+            Some(json!({"spreadMs": bad})),
+        )
+        .await;
+        assert_error(s, &v, 400, Some("spreadMs"));
+        assert_eq!(v["error"]["code"], "invalid_spread", "{v}");
+    }
+    let (_, kept) = get(&server, &format!("/jobs/{id}")).await;
+    assert_eq!(kept["spreadMs"], 0);
+    assert_eq!(kept["version"], changed["version"]);
 }

@@ -120,13 +120,15 @@ pub async fn create_jobs(
     api: &str,
     n: usize,
     concurrency: usize,
+    spread_ms: u64,
     schedule: fn(usize) -> String,
 ) -> anyhow::Result<Timings> {
     let url = format!("{base}/jobs");
     let api = api.to_owned();
     let t = run_count(n, concurrency, 201, move |c, i| {
-        c.post(&url)
-            .json(&json!({"schedule": schedule(i), "api": api, "type": "ATLEAST_ONCE"}))
+        c.post(&url).json(&json!({
+            "schedule": schedule(i), "api": api, "type": "ATLEAST_ONCE", "spreadMs": spread_ms
+        }))
     })
     .await;
     if t.errors > 0 {

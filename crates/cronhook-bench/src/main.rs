@@ -71,6 +71,11 @@ enum Scenario {
         /// 30000); only the others are measured.
         #[arg(long, default_value_t = 0)]
         hanging: usize,
+        /// Each job's `spreadMs`: its fires fall due a fixed offset in [0, spread) after
+        /// their instants, and lag is counted from there. The table is written to the
+        /// `spread` section instead of `precision`.
+        #[arg(long, default_value_t = 0)]
+        spread: u64,
     },
     /// CPU time per fire of the service, of PostgreSQL (every `postgres` process) and of the
     /// bench's target, from `/proc`, over precision runs of N jobs every second.
@@ -162,18 +167,23 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             seconds,
             workers,
             hanging,
+            spread,
         } => {
             let mut rows = Vec::new();
             for &backend in &which {
                 for &n in jobs {
                     for &w in workers {
                         eprintln!(
-                            "precision: {} {n} jobs, {w} workers, for {seconds} s",
+                            "precision: {} {n} jobs, {w} workers, spread {spread} ms, for {seconds} s",
                             backend.name()
                         );
-                        let r =
-                            scenarios::precision(&bin, &args.pg, backend, n, *hanging, *seconds, w)
-                                .await?;
+                        let load = scenarios::Load {
+                            hanging: *hanging,
+                            workers: w,
+                            spread_ms: *spread,
+                            ..scenarios::Load::every_second(n, *seconds)
+                        };
+                        let r = scenarios::precision(&bin, &args.pg, backend, load).await?;
                         eprintln!("  {r:?}");
                         rows.push(r);
                     }
@@ -181,23 +191,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
             let (pg, sqlite) = db::versions(&args.pg).await;
             write("machine", &report::machine(&pg, &sqlite))?;
-            write("precision", &report::precision(&rows))?;
+            let section = if *spread > 0 { "spread" } else { "precision" };
+            write(section, &report::precision(&rows))?;
         }
         Scenario::Cost { jobs, seconds } => {
             let mut rows = Vec::new();
             for &backend in &which {
                 for &n in jobs {
                     eprintln!("cost: {} {n} jobs, for {seconds} s", backend.name());
-                    let r = scenarios::precision(
-                        &bin,
-                        &args.pg,
-                        backend,
-                        n,
-                        0,
-                        *seconds,
-                        scenarios::DEFAULT_WORKERS,
-                    )
-                    .await?;
+                    let load = scenarios::Load::every_second(n, *seconds);
+                    let r = scenarios::precision(&bin, &args.pg, backend, load).await?;
                     eprintln!("  {r:?}");
                     rows.push(r);
                 }
@@ -245,10 +248,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                         &bin,
                         &args.pg,
                         backend,
-                        500,
-                        0,
-                        8,
-                        scenarios::DEFAULT_WORKERS,
+                        scenarios::Load::every_second(500, 8),
                     )
                     .await?,
                 );

@@ -15,9 +15,10 @@ pub fn precision(rows: &[PrecisionResult]) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |\n",
             r.backend.name(),
-            match r.hanging {
-                0 => r.jobs.to_string(),
-                h => format!("{} + {h} hanging", r.jobs),
+            match (r.hanging, r.spread_ms) {
+                (0, 0) => r.jobs.to_string(),
+                (0, spread) => format!("{}, spread {spread} ms", r.jobs),
+                (h, _) => format!("{} + {h} hanging", r.jobs),
             },
             r.workers,
             r.seconds,

@@ -14,6 +14,34 @@ use crate::target::{Silent, Target};
 /// Concurrency used to create jobs.
 const CREATE_CONCURRENCY: usize = 64;
 
+/// What one precision run loads the service with.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Jobs firing every second, on the bench's target.
+    pub jobs: usize,
+    /// Jobs beside them whose target never answers (their fires are not measured).
+    pub hanging: usize,
+    /// Measured seconds.
+    pub seconds: u64,
+    /// The service's `WORKER_CONCURRENCY`.
+    pub workers: usize,
+    /// Each job's `spreadMs` (0: every fire on its instant).
+    pub spread_ms: u64,
+}
+
+impl Load {
+    /// `jobs` every-second jobs measured for `seconds`, with the defaults for the rest.
+    pub fn every_second(jobs: usize, seconds: u64) -> Load {
+        Load {
+            jobs,
+            hanging: 0,
+            seconds,
+            workers: DEFAULT_WORKERS,
+            spread_ms: 0,
+        }
+    }
+}
+
 /// One precision run.
 #[derive(Debug, Clone)]
 pub struct PrecisionResult {
@@ -23,6 +51,8 @@ pub struct PrecisionResult {
     pub hanging: usize,
     pub workers: usize,
     pub seconds: u64,
+    /// Each job's `spreadMs`: lag is then counted from each fire's due instant.
+    pub spread_ms: u64,
     pub expected: usize,
     pub missed: usize,
     pub duplicates: usize,
@@ -60,15 +90,21 @@ async fn sleep_until_ms(t: i64) {
 /// N jobs firing every second for `seconds`: lag of each call, missed and duplicate fires,
 /// the service's CPU and peak memory. With `hanging` > 0, that many more jobs fire every
 /// second at a target that never answers (`timeoutMs` 30000), and only the N are measured.
+/// With `spread_ms` > 0 each job's fires are due its spread offset after their instants,
+/// and lag is counted from there.
 pub async fn precision(
     bin: &Path,
     admin: &str,
     backend: Backend,
-    jobs: usize,
-    hanging: usize,
-    seconds: u64,
-    workers: usize,
+    load: Load,
 ) -> anyhow::Result<PrecisionResult> {
+    let Load {
+        jobs,
+        hanging,
+        seconds,
+        workers,
+        spread_ms,
+    } = load;
     let db = BenchDb::create(backend, admin).await?;
     let svc = Service::start(bin, &db.url, &db.log_path(), workers).await?;
     let target = Target::start().await?;
@@ -80,9 +116,14 @@ pub async fn precision(
         )
         .await?;
     }
-    load::create_jobs(&svc.base, &target.url, jobs, CREATE_CONCURRENCY, |_| {
-        "* * * * * *".into()
-    })
+    load::create_jobs(
+        &svc.base,
+        &target.url,
+        jobs,
+        CREATE_CONCURRENCY,
+        spread_ms,
+        |_| "* * * * * *".into(),
+    )
     .await?;
     // Warm up, then measure whole seconds.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -116,7 +157,8 @@ pub async fn precision(
         .collect();
     let mut first: HashMap<&str, i64> = HashMap::with_capacity(hits.len());
     for h in &hits {
-        let lag = h.arrived_us - h.scheduled_ms * 1000;
+        let due_ms = h.scheduled_ms + due_offset_ms(&h.key, spread_ms);
+        let lag = h.arrived_us - due_ms * 1000;
         first
             .entry(h.key.as_str())
             .and_modify(|v| *v = (*v).min(lag))
@@ -130,6 +172,7 @@ pub async fn precision(
         hanging,
         workers,
         seconds,
+        spread_ms,
         expected,
         missed: expected.saturating_sub(first.len()),
         duplicates: hits.len() - first.len(),
@@ -146,6 +189,17 @@ pub async fn precision(
     Ok(result)
 }
 
+/// How long after its instant a fire named by `key` (`<job id>:<instant ms>`) was due: the
+/// service's own rule, from its library.
+fn due_offset_ms(key: &str, spread_ms: u64) -> i64 {
+    key.split(':')
+        .next()
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .map_or(0, |id| {
+            cronhook::domain::job::spread_offset_ms(id, spread_ms)
+        })
+}
+
 /// One scale run.
 #[derive(Debug, Clone)]
 pub struct ScaleResult {
@@ -160,7 +214,7 @@ pub struct ScaleResult {
     pub get: Timings,
 }
 
-fn spread_schedule(i: usize) -> String {
+fn hourly_or_daily(i: usize) -> String {
     // Half hourly, half daily, spread over the hour and the day.
     let (s, m, h) = (i % 60, (i / 60) % 60, (i / 3600) % 24);
     if i.is_multiple_of(2) {
@@ -187,7 +241,8 @@ pub async fn scale(
         &target.url,
         jobs,
         CREATE_CONCURRENCY,
-        spread_schedule,
+        0,
+        hourly_or_daily,
     )
     .await?;
     // One job that fires every second, to time the restart.
@@ -219,7 +274,7 @@ pub async fn scale(
     let api = target.url.clone();
     let post = load::run_count(2000, 1, 201, move |c, i| {
         c.post(format!("{base}/jobs"))
-            .json(&json!({"schedule": spread_schedule(i), "api": api}))
+            .json(&json!({"schedule": hourly_or_daily(i), "api": api}))
     })
     .await;
     let ids = db.sample_jobs(2000).await?;
@@ -269,7 +324,7 @@ pub async fn api(
         201,
         move |c, i| {
             c.post(format!("{base}/jobs"))
-                .json(&json!({"schedule": spread_schedule(i), "api": api}))
+                .json(&json!({"schedule": hourly_or_daily(i), "api": api}))
         },
     )
     .await;
