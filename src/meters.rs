@@ -478,6 +478,13 @@ mod tests {
 
     #[test]
     fn the_process_block_is_in_the_text_format() {
+        // The kernel counts CPU time in ticks of 10 ms: a test process that has just started
+        // (one process per test under nextest) may not have used one yet.
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
         let text = process_metrics();
         for name in [
             "process_resident_memory_bytes",
