@@ -35,6 +35,37 @@ pub fn precision(rows: &[PrecisionResult]) -> String {
     s
 }
 
+/// The nodes table: one PostgreSQL shared by 1, 2, 3... nodes.
+pub fn nodes(rows: &[PrecisionResult]) -> String {
+    let mut s = String::from(
+        "| nodes | jobs (fires/s) | seconds | fires expected | missed | duplicates | lag p50 ms | lag p99 ms | calls per node | cronhook µs/fire (all nodes) | database µs/fire | WAL bytes/fire | lock waits seen (per sample) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let per_node: Vec<String> = r.calls_per_node.iter().map(u64::to_string).collect();
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.1} | {} | {} | {} ({:.3}) |\n",
+            r.nodes,
+            r.jobs,
+            r.seconds,
+            r.expected,
+            r.missed,
+            r.duplicates,
+            r.lag_p50_ms,
+            r.lag_p99_ms,
+            per_node.join(" / "),
+            r.service_us_per_fire,
+            r.db_us_per_fire
+                .map_or("–".to_owned(), |d| format!("{d:.1}")),
+            r.wal_bytes_per_fire
+                .map_or("–".to_owned(), |w| format!("{w:.0}")),
+            r.lock_waits,
+            r.lock_waits as f64 / r.lock_samples.max(1) as f64,
+        );
+    }
+    s
+}
+
 /// The cost table: CPU time per fire called, by process.
 pub fn cost(rows: &[PrecisionResult]) -> String {
     let mut s = String::from(

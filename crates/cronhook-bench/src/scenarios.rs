@@ -27,6 +27,12 @@ pub struct Load {
     pub workers: usize,
     /// Each job's `spreadMs` (0: every fire on its instant).
     pub spread_ms: u64,
+    /// Service processes sharing the database (PostgreSQL only beyond 1); the jobs are
+    /// created through the first, and every one claims and calls.
+    pub nodes: usize,
+    /// Samples PostgreSQL's backends waiting on a lock every 20 ms during the window, and
+    /// reads each node's calls from its `/metrics`.
+    pub watch_nodes: bool,
 }
 
 impl Load {
@@ -38,6 +44,8 @@ impl Load {
             seconds,
             workers: DEFAULT_WORKERS,
             spread_ms: 0,
+            nodes: 1,
+            watch_nodes: false,
         }
     }
 }
@@ -68,6 +76,18 @@ pub struct PrecisionResult {
     pub db_us_per_fire: Option<f64>,
     /// The bench's (its target answering the calls).
     pub bench_us_per_fire: f64,
+    /// Service processes sharing the database.
+    pub nodes: usize,
+    /// Calls each node made in the window, from its `/metrics` (watched runs only).
+    pub calls_per_node: Vec<u64>,
+    /// Lock waits seen: the sum, over samples every 20 ms, of PostgreSQL backends of the
+    /// run's database waiting on a lock (watched runs only).
+    pub lock_waits: u64,
+    /// Samples taken.
+    pub lock_samples: u64,
+    /// Write-ahead log PostgreSQL wrote in the window per fire, bytes (the whole server's:
+    /// the run's database is the only one written to).
+    pub wal_bytes_per_fire: Option<f64>,
 }
 
 /// The service's default worker concurrency, used by every scenario unless told otherwise.
@@ -104,9 +124,21 @@ pub async fn precision(
         seconds,
         workers,
         spread_ms,
+        nodes,
+        watch_nodes,
     } = load;
+    anyhow::ensure!(
+        nodes == 1 || backend == Backend::Postgres,
+        "only PostgreSQL is shared by several nodes"
+    );
     let db = BenchDb::create(backend, admin).await?;
+    let mut others = Vec::new();
     let svc = Service::start(bin, &db.url, &db.log_path(), workers).await?;
+    for _ in 1..nodes.max(1) {
+        others.push(Service::start(bin, &db.url, &db.log_path(), workers).await?);
+    }
+    let all = || std::iter::once(&svc).chain(others.iter());
+    let cpu = || all().map(Service::cpu_seconds).sum::<f64>();
     let target = Target::start().await?;
     let silent = Silent::start().await?;
     for _ in 0..hanging {
@@ -130,11 +162,29 @@ pub async fn precision(
     let start = (now_ms() / 1000 + 1) * 1000;
     let end = start + seconds as i64 * 1000;
     sleep_until_ms(start).await;
-    let cpu0 = svc.cpu_seconds();
+    let calls0 = if watch_nodes {
+        node_calls(all()).await
+    } else {
+        Vec::new()
+    };
+    let locks = watch_nodes.then(|| tokio::spawn(sample_lock_waits(db.url.clone(), end)));
+    let wal0 = wal_lsn(backend, admin).await;
+    let cpu0 = cpu();
     let (db0, bench0) = (service::postgres_cpu_seconds(), service::own_cpu_seconds());
     sleep_until_ms(end).await;
-    let cpu1 = svc.cpu_seconds();
+    let cpu1 = cpu();
     let (db1, bench1) = (service::postgres_cpu_seconds(), service::own_cpu_seconds());
+    let wal1 = wal_lsn(backend, admin).await;
+    let calls_per_node = if watch_nodes {
+        let calls1 = node_calls(all()).await;
+        calls1.iter().zip(&calls0).map(|(b, a)| b - a).collect()
+    } else {
+        Vec::new()
+    };
+    let (lock_waits, lock_samples) = match locks {
+        Some(task) => task.await.unwrap_or((0, 0)),
+        None => (0, 0),
+    };
     // Late calls still count; one that has not arrived 10 s after the window is missed.
     let drain_until = Instant::now() + Duration::from_secs(10);
     let expected = jobs * seconds as usize;
@@ -149,7 +199,7 @@ pub async fn precision(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let peak_rss_mib = svc.peak_rss_mib();
+    let peak_rss_mib = all().map(Service::peak_rss_mib).fold(0.0, f64::max);
     let hits: Vec<_> = target
         .hits()
         .into_iter()
@@ -184,9 +234,75 @@ pub async fn precision(
         service_us_per_fire: per_fire(cpu1 - cpu0),
         db_us_per_fire: (backend == Backend::Postgres).then(|| per_fire(db1 - db0)),
         bench_us_per_fire: per_fire(bench1 - bench0),
+        nodes,
+        calls_per_node,
+        lock_waits,
+        lock_samples,
+        wal_bytes_per_fire: wal0
+            .zip(wal1)
+            .map(|(a, b)| (b - a) as f64 / first.len().max(1) as f64),
     };
+    for other in others {
+        other.stop().await;
+    }
     svc.stop().await;
     Ok(result)
+}
+
+/// PostgreSQL's current write-ahead log position, in bytes; none for SQLite.
+async fn wal_lsn(backend: Backend, admin: &str) -> Option<i64> {
+    use sqlx::Connection;
+    if backend != Backend::Postgres {
+        return None;
+    }
+    let mut c = sqlx::PgConnection::connect(admin).await.ok()?;
+    sqlx::query_scalar::<_, i64>("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
+        .fetch_one(&mut c)
+        .await
+        .ok()
+}
+
+/// Each node's calls so far: the sum of its `cronhook_calls_total` series.
+async fn node_calls(nodes: impl Iterator<Item = &Service>) -> Vec<u64> {
+    let client = reqwest::Client::new();
+    let mut calls = Vec::new();
+    for node in nodes {
+        let text = match client.get(format!("{}/metrics", node.base)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("cronhook_calls_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        calls.push(total as u64);
+    }
+    calls
+}
+
+/// Until `end_ms`, every 20 ms: how many of the database's backends wait on a lock. Returns
+/// the sum of those counts and the number of samples.
+async fn sample_lock_waits(url: String, end_ms: i64) -> (u64, u64) {
+    use sqlx::Connection;
+    let Ok(mut c) = sqlx::PgConnection::connect(&url).await else {
+        return (0, 0);
+    };
+    let (mut waits, mut samples) = (0u64, 0u64);
+    while now_ms() < end_ms {
+        let n: Result<i64, _> = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut c)
+        .await;
+        if let Ok(n) = n {
+            waits += n as u64;
+            samples += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (waits, samples)
 }
 
 /// How long after its instant a fire named by `key` (`<job id>:<instant ms>`) was due: the
