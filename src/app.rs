@@ -23,6 +23,7 @@ use crate::retention::Pruner;
 use crate::scheduler::claimer::{Claimer, Shedder};
 use crate::scheduler::timer::Timer;
 use crate::store::{self, Backend, ClaimParams, DynStore, StoreError};
+use crate::worker::call_log::{CallLog, SUMMARY_EVERY};
 use crate::worker::dispatch::Dispatch;
 use crate::worker::executor::Executor;
 use crate::worker::outcomes::OutcomeWriter;
@@ -194,6 +195,14 @@ impl Application {
         };
         // Downstream first: each part is built with the handle of the next.
         let workers = parts.start_workers();
+        // Stopped with the heartbeat, once the last outcomes are in: the last summary
+        // counts every call.
+        tasks.push(tokio::spawn(
+            workers
+                .calls
+                .clone()
+                .summarize(SUMMARY_EVERY, lease_stop.clone()),
+        ));
         let wake = Arc::new(Notify::new());
         tasks.extend(parts.start_scheduler(workers.dispatch.clone(), wake.clone())?);
         if store.backend() == Backend::Postgres {
@@ -273,6 +282,8 @@ struct Workers {
     pool: WorkerPool,
     /// The outcome writer.
     writer: tokio::task::JoinHandle<()>,
+    /// Decides which calls are logged; summarizes them all.
+    calls: Arc<CallLog>,
 }
 
 impl Parts<'_> {
@@ -296,6 +307,7 @@ impl Parts<'_> {
             }
             .run(),
         );
+        let calls = Arc::new(CallLog::new(self.config.log_calls));
         let executor = Arc::new(Executor {
             client: Executor::client(&self.config.target_policy),
             timeout: self.config.call_timeout,
@@ -310,6 +322,7 @@ impl Parts<'_> {
             gate: gate.clone(),
             signing_secret: self.config.signing_secret.clone(),
             policy: self.config.target_policy.clone(),
+            calls: calls.clone(),
         });
         let pool = WorkerPool::start(
             self.config.lanes,
@@ -322,6 +335,7 @@ impl Parts<'_> {
             gate,
             pool,
             writer,
+            calls,
         }
     }
 

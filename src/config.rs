@@ -14,6 +14,7 @@ use clap::{Arg, Args};
 
 use crate::domain::job::RetryPolicy;
 use crate::retention::Retention;
+use crate::worker::call_log::CallLogging;
 use crate::worker::target_policy::TargetPolicy;
 
 /// Log line layout.
@@ -131,6 +132,9 @@ pub struct Settings {
     /// Most fires a node holds claimed and not started (in its timer or waiting for a worker); at the bound it claims no more until some start (100 to 10000000).
     #[arg(long, env = "MAX_CLAIMED_FIRES", default_value_t = 50_000, value_parser = Setting(whole::<usize>(100..=10_000_000)))]
     pub max_claimed_fires: usize,
+    /// Which calls get a log line at info: all, failures (at most 20 a second) or none; the others' lines are at debug, and a summary of all comes once a minute.
+    #[arg(long, env = "LOG_CALLS", default_value = "failures", value_parser = Setting(CallLogging::parse))]
+    pub log_calls: CallLogging,
     /// Most outcomes of calls made that wait for the database (about 400 bytes each); at the bound the node starts no call and fences itself (1 to 10000000).
     #[arg(long, env = "MAX_UNSTORED_OUTCOMES", default_value_t = 10_000, value_parser = Setting(whole::<usize>(1..=10_000_000)))]
     pub max_unstored_outcomes: usize,
@@ -184,6 +188,8 @@ pub struct Config {
     pub log_level: String,
     /// Log line layout.
     pub log_format: LogFormat,
+    /// Which calls get a log line at `info`.
+    pub log_calls: CallLogging,
     /// The HTTP server's limits.
     pub server: crate::api::serve::Limits,
     /// How calls share the workers.
@@ -235,6 +241,7 @@ impl From<Settings> for Config {
             port: s.port,
             log_level: s.common.log_level,
             log_format: s.common.log_format,
+            log_calls: s.log_calls,
             server: crate::api::serve::Limits {
                 header_timeout: ms(s.header_timeout_ms),
                 body_timeout: ms(s.body_timeout_ms),
@@ -450,6 +457,7 @@ mod tests {
         assert_eq!(c.claim_interval, Duration::from_millis(250));
         assert_eq!(c.log_level, "info");
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.log_calls, CallLogging::Failures);
         assert_eq!(c.retry.max_attempts, 3);
         assert_eq!((c.api_token, c.signing_secret), (None, None));
         assert_eq!(*c.target_policy, TargetPolicy::default());
@@ -465,6 +473,7 @@ mod tests {
             ("WORKER_CONCURRENCY", "0"),
             ("LOG_LEVEL", "loud"),
             ("LOG_FORMAT", "xml"),
+            ("LOG_CALLS", "some"),
             ("DATABASE_URL", "mysql://x"),
             ("HOST", "not-an-ip"),
             ("API_TOKEN", "short"),
@@ -493,6 +502,7 @@ mod tests {
             "--port=8080",
             "--log-level=DEBUG",
             "--log-format=json",
+            "--log-calls=ALL",
             "--database-url=\"postgres://u@h/db\"",
             "--host=localhost",
             "--call-timeout-ms=1500",
@@ -505,6 +515,7 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_calls, CallLogging::All);
         assert_eq!(c.database_url, "postgres://u@h/db");
         assert_eq!(c.host.to_string(), "127.0.0.1");
         assert_eq!(c.call_timeout, Duration::from_millis(1500));
@@ -539,7 +550,7 @@ mod tests {
             .get_arguments()
             .filter(|a| a.get_long() != Some("help"))
             .collect();
-        assert_eq!(settings.len(), 38);
+        assert_eq!(settings.len(), 39);
         for arg in settings {
             let var = arg.get_env().and_then(OsStr::to_str);
             let id = arg.get_id().as_str().to_ascii_uppercase();

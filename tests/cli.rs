@@ -118,6 +118,7 @@ fn serve_help_lists_every_setting() {
         "PORT",
         "LOG_LEVEL",
         "LOG_FORMAT",
+        "LOG_CALLS",
         "HEADER_TIMEOUT_MS",
         "BODY_TIMEOUT_MS",
         "IDLE_TIMEOUT_MS",

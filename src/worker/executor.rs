@@ -12,6 +12,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
+use super::call_log::{CallLog, Line};
 use super::outcomes::Report;
 use super::target_policy::{self, PolicyResolver, TargetPolicy};
 use super::{Held, WorkerStats, signing};
@@ -65,6 +66,8 @@ pub struct Executor {
     pub policy: Arc<TargetPolicy>,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
+    /// Which calls get a line of their own; counts all for the summary.
+    pub calls: Arc<CallLog>,
 }
 
 /// What the target did with one request.
@@ -279,17 +282,26 @@ impl Executor {
         let retry = self.retry_of(fire, answer);
         let lag = (executed_at - fire.due_at).to_std().unwrap_or_default();
         meters::called(result, fire.call.delivery, lag, took, retry.is_some());
-        tracing::info!(
-            job_id = %fire.job_id,
-            execution_id = %fire.execution_id,
-            attempt = fire.attempt,
-            status = status_code,
-            duration_ms,
-            lag_ms = (executed_at - fire.scheduled_at).num_milliseconds(),
-            success = verdict == Verdict::Succeeded,
-            error = error.as_deref(),
-            "call"
-        );
+        macro_rules! call_line {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    job_id = %fire.job_id,
+                    execution_id = %fire.execution_id,
+                    attempt = fire.attempt,
+                    status = status_code,
+                    duration_ms,
+                    lag_ms = (executed_at - fire.scheduled_at).num_milliseconds(),
+                    success = verdict == Verdict::Succeeded,
+                    error = error.as_deref(),
+                    "call"
+                )
+            };
+        }
+        match self.calls.line(verdict == Verdict::Succeeded) {
+            Line::Info => call_line!(tracing::Level::INFO),
+            Line::Debug => call_line!(tracing::Level::DEBUG),
+        }
         Outcome {
             execution_id: fire.execution_id,
             node,

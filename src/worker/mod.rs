@@ -4,6 +4,7 @@
 //! forward from here: a retry or a fire that could not start is written to the store, and
 //! comes back through the claimer like every other attempt.
 
+pub mod call_log;
 pub mod dispatch;
 pub mod executor;
 pub mod outcomes;

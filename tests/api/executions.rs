@@ -121,6 +121,70 @@ async fn failing_and_unreachable_targets_are_recorded(db: Db) {
     }
 }
 
+/// `LOG_CALLS=failures`, the default: failed calls get a line at `info`, successful ones do
+/// not, and the summary at shutdown counts every call.
+async fn only_failed_calls_get_a_line_and_the_summary_counts_all(db: Db) {
+    let db = TestDb::new(db).await;
+    let fine = Target::start(Behaviour::default()).await;
+    let failing = Target::start(Behaviour {
+        status: 500,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut server = Server::start(&db.url, &[("LOG_CALLS", "failures".into())]);
+    let ok = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": fine.url()}),
+    )
+    .await;
+    let bad = create_job(
+        &server,
+        json!({"schedule": "* * * * * *", "api": failing.url(), "retry": {"maxAttempts": 1}}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            fine.calls_of(&ok).len() >= 3 && failing.calls_of(&bad).len() >= 3
+        })
+        .await,
+        "3 calls of each within 15 s"
+    );
+    assert!(server.terminate(Duration::from_secs(15)), "clean exit");
+    let lines: Vec<Value> = server
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let call_lines = |job: &str| {
+        lines
+            .iter()
+            .filter(|v| v["message"] == "call" && v["job_id"] == job)
+            .count()
+    };
+    assert_eq!(call_lines(&ok), 0, "no line for a successful call");
+    let failed_calls = failing.calls_of(&bad).len();
+    assert_eq!(
+        call_lines(&bad),
+        failed_calls,
+        "a line for each failed call"
+    );
+    let summaries: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["message"] == "calls made since the last summary")
+        .collect();
+    assert!(!summaries.is_empty(), "a summary at shutdown");
+    let sum = |field: &str| {
+        summaries
+            .iter()
+            .map(|v| v[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("succeeded"), fine.calls_of(&ok).len() as u64);
+    assert_eq!(sum("failed"), failed_calls as u64);
+    assert_eq!(sum("failed_unlisted"), 0);
+    assert_eq!(summaries.last().unwrap()["level"], "INFO");
+}
+
 async fn thirty_slow_jobs_never_exceed_ten_workers(db: Db) {
     let db = TestDb::new(db).await;
     let target = Target::start(Behaviour {
@@ -207,4 +271,5 @@ both_backends!(
     failing_and_unreachable_targets_are_recorded,
     thirty_slow_jobs_never_exceed_ten_workers,
     jobs_keep_firing_after_a_restart,
+    only_failed_calls_get_a_line_and_the_summary_counts_all,
 );

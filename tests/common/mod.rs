@@ -146,6 +146,8 @@ impl Server {
             .env("HOST", "127.0.0.1")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
+            // Tests read each call's line; the default lists failed calls only.
+            .env("LOG_CALLS", "all")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // A .env in the working directory must not leak into tests.
