@@ -129,6 +129,68 @@ impl BenchDb {
         }
     }
 
+    /// Inserts `n` copies, under new ids, of the jobs' rows (all but the every-second job
+    /// the scale run times its restart with), round robin; returns how many.
+    pub async fn copy_jobs(&self, n: usize) -> anyhow::Result<u64> {
+        const COLUMNS: &str = "schedule, timezone, api, method, headers, body, timeout_ms, \
+             delivery, misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
+             concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at, \
+             spread_ms, spread_offset_ms, version";
+        let sources = self.job_rows().await?.max(1);
+        let rounds = (n as u64).div_ceil(sources as u64) as i64;
+        let done = match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                let sql = format!(
+                    "INSERT INTO jobs (id, {COLUMNS}) SELECT gen_random_uuid(), {COLUMNS} FROM \
+                     (SELECT {COLUMNS} FROM jobs WHERE schedule <> '* * * * * *') j \
+                     CROSS JOIN generate_series(1, $1) AS g LIMIT $2"
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(rounds)
+                    .bind(n as i64)
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query("ANALYZE jobs").execute(&mut c).await?;
+                done.rows_affected()
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::query("PRAGMA synchronous = OFF")
+                    .execute(&mut c)
+                    .await?;
+                let sql = format!(
+                    "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < ?1) \
+                     INSERT INTO jobs (id, {COLUMNS}) SELECT randomblob(16), {COLUMNS} FROM \
+                     (SELECT {COLUMNS} FROM jobs WHERE schedule <> '* * * * * *'), g LIMIT ?2"
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(rounds)
+                    .bind(n as i64)
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query("ANALYZE").execute(&mut c).await?;
+                done.rows_affected()
+            }
+        };
+        Ok(done)
+    }
+
+    /// Rows in `jobs`.
+    async fn job_rows(&self) -> anyhow::Result<i64> {
+        let sql = "SELECT COUNT(*) FROM jobs";
+        Ok(match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            }
+        })
+    }
+
     /// Up to `n` job ids, sampled at random.
     pub async fn sample_jobs(&self, n: usize) -> anyhow::Result<Vec<uuid::Uuid>> {
         let sql = "SELECT id FROM jobs ORDER BY random() LIMIT $1";

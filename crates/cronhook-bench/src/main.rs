@@ -106,6 +106,10 @@ enum Scenario {
         /// Registered jobs (hourly and daily schedules).
         #[arg(long, default_value_t = 1_000_000)]
         jobs: usize,
+        /// Of those, how many are created through the API (default: all); the rest are
+        /// copies of their rows under new ids, inserted by SQL with the service stopped.
+        #[arg(long)]
+        api_jobs: Option<usize>,
         /// Execution rows stored.
         #[arg(long, default_value_t = 10_000_000)]
         history: u64,
@@ -259,14 +263,24 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             );
             write("nodes", &body)?;
         }
-        Scenario::Scale { jobs, history } => {
+        Scenario::Scale {
+            jobs,
+            api_jobs,
+            history,
+        } => {
             let mut rows = Vec::new();
+            let api_jobs = api_jobs.unwrap_or(*jobs).min(*jobs);
             for &backend in &which {
                 eprintln!(
-                    "scale: {} {jobs} jobs, {history} execution rows",
+                    "scale: {} {jobs} jobs ({api_jobs} through the API), {history} execution rows",
                     backend.name()
                 );
-                rows.push(scenarios::scale(&bin, &args.pg, backend, *jobs, *history).await?);
+                let size = scenarios::Size {
+                    jobs: *jobs,
+                    api_jobs,
+                    history: *history,
+                };
+                rows.push(scenarios::scale(&bin, &args.pg, backend, size).await?);
             }
             write("scale", &report::scale(&rows))?;
         }
@@ -301,7 +315,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                     )
                     .await?,
                 );
-                scale.push(scenarios::scale(&bin, &args.pg, backend, 10_000, 100_000).await?);
+                let size = scenarios::Size {
+                    jobs: 10_000,
+                    api_jobs: 10_000,
+                    history: 100_000,
+                };
+                scale.push(scenarios::scale(&bin, &args.pg, backend, size).await?);
                 api.push(scenarios::api(&bin, &args.pg, backend, 2, 16).await?);
             }
             println!("{}", report::precision(&precision));

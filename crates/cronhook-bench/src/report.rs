@@ -94,15 +94,16 @@ pub fn cost(rows: &[PrecisionResult]) -> String {
 /// The scale table.
 pub fn scale(rows: &[ScaleResult]) -> String {
     let mut s = String::from(
-        "| backend | jobs | execution rows | create time s (jobs/s) | idle RSS MiB | restart to first fire s | POST /jobs p50 / p99 ms | GET executions p50 / p99 ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| backend | jobs | execution rows | created through the API: jobs, s (jobs/s) | idle RSS MiB | restart to first fire s | POST /jobs p50 / p99 ms | GET executions p50 / p99 ms | GET /jobs?limit=100 p50 / p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {:.1} ({:.0}) | {:.1} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
+            "| {} | {} | {} | {}, {:.1} ({:.0}) | {:.1} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
             r.backend.name(),
             r.jobs,
             r.history,
+            r.api_jobs,
             r.create_s,
             r.create_rate,
             r.idle_rss_mib,
@@ -110,7 +111,9 @@ pub fn scale(rows: &[ScaleResult]) -> String {
             r.post.pct_ms(50.0),
             r.post.pct_ms(99.0),
             r.get.pct_ms(50.0),
-            r.get.pct_ms(99.0)
+            r.get.pct_ms(99.0),
+            r.list.pct_ms(50.0),
+            r.list.pct_ms(99.0)
         );
     }
     s

@@ -321,6 +321,7 @@ fn due_offset_ms(key: &str, spread_ms: u64) -> i64 {
 pub struct ScaleResult {
     pub backend: Backend,
     pub jobs: usize,
+    pub api_jobs: usize,
     pub history: i64,
     pub create_s: f64,
     pub create_rate: f64,
@@ -328,6 +329,19 @@ pub struct ScaleResult {
     pub restart_to_first_fire_s: f64,
     pub post: Timings,
     pub get: Timings,
+    /// `GET /jobs?limit=100` from cursors at random positions.
+    pub list: Timings,
+}
+
+/// How big a scale run is.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Registered jobs.
+    pub jobs: usize,
+    /// Of those, created through the API; the rest are copies of their rows.
+    pub api_jobs: usize,
+    /// Execution rows.
+    pub history: u64,
 }
 
 fn hourly_or_daily(i: usize) -> String {
@@ -346,16 +360,20 @@ pub async fn scale(
     bin: &Path,
     admin: &str,
     backend: Backend,
-    jobs: usize,
-    history: u64,
+    size: Size,
 ) -> anyhow::Result<ScaleResult> {
+    let Size {
+        jobs,
+        api_jobs,
+        history,
+    } = size;
     let db = BenchDb::create(backend, admin).await?;
     let target = Target::start().await?;
     let svc = Service::start(bin, &db.url, &db.log_path(), DEFAULT_WORKERS).await?;
     let created = load::create_jobs(
         &svc.base,
         &target.url,
-        jobs,
+        api_jobs,
         CREATE_CONCURRENCY,
         0,
         hourly_or_daily,
@@ -368,6 +386,10 @@ pub async fn scale(
     )
     .await?;
     svc.stop().await;
+    if jobs > api_jobs {
+        let copied = db.copy_jobs(jobs - api_jobs).await?;
+        eprintln!("  {copied} jobs copied");
+    }
 
     let per_job = history.div_ceil(jobs.max(1) as u64);
     db.add_history(per_job).await?;
@@ -395,14 +417,21 @@ pub async fn scale(
     .await;
     let ids = db.sample_jobs(2000).await?;
     let base = svc.base.clone();
+    let cursors = ids.clone();
     let get = load::run_count(ids.len(), 1, 200, move |c, i| {
         c.get(format!("{base}/jobs/{}/executions", ids[i]))
+    })
+    .await;
+    let base = svc.base.clone();
+    let list = load::run_count(cursors.len(), 1, 200, move |c, i| {
+        c.get(format!("{base}/jobs?limit=100&cursor={}", cursors[i]))
     })
     .await;
     svc.stop().await;
     Ok(ScaleResult {
         backend,
         jobs,
+        api_jobs,
         history: rows,
         create_s: created.elapsed.as_secs_f64(),
         create_rate: created.rate(),
@@ -410,6 +439,7 @@ pub async fn scale(
         restart_to_first_fire_s,
         post,
         get,
+        list,
     })
 }
 
