@@ -35,6 +35,15 @@ pub struct BenchDb {
     dir: Option<tempfile::TempDir>,
 }
 
+/// A version-7-like UUID whose millisecond field is `$1` plus the next value of the
+/// temporary sequence `bench_ids`: ids rise in the order rows are inserted, as the
+/// service's own (UUIDv7) do, so rows neighbouring by id neighbour on disk too.
+const PG_ORDERED_ID: &str = "(lpad(to_hex($1 + nextval('bench_ids')), 12, '0') || '7' \
+     || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid";
+/// [`PG_ORDERED_ID`] for SQLite: the millisecond field is `?3` plus the row's number `n`.
+const SQLITE_ORDERED_ID: &str = "unhex(printf('%012x', ?3 + n) || '7' \
+     || substr(hex(randomblob(2)), 1, 3) || '8' || substr(hex(randomblob(8)), 1, 15))";
+
 impl BenchDb {
     /// Creates an empty database.
     pub async fn create(backend: Backend, admin: &str) -> anyhow::Result<BenchDb> {
@@ -91,16 +100,21 @@ impl BenchDb {
         match self.backend {
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.url).await?;
-                let done = sqlx::query(
+                sqlx::query("CREATE TEMP SEQUENCE bench_ids")
+                    .execute(&mut c)
+                    .await?;
+                let sql = format!(
                     "INSERT INTO executions (id, job_id, scheduled_at, attempt, due_at, state, executed_at, \
                      status_code, duration_ms, success) \
-                     SELECT gen_random_uuid(), j.id, $1 - g * 3600000, 1, $1 - g * 3600000, 'succeeded', \
+                     SELECT {}, j.id, $1 - g * 3600000, 1, $1 - g * 3600000, 'succeeded', \
                      $1 - g * 3600000 + 3, 200, 5, TRUE FROM jobs j CROSS JOIN generate_series(1, $2) AS g",
-                )
-                .bind(now)
-                .bind(per_job as i64)
-                .execute(&mut c)
-                .await?;
+                    PG_ORDERED_ID
+                );
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(per_job as i64)
+                    .execute(&mut c)
+                    .await?;
                 sqlx::query("ANALYZE").execute(&mut c).await?;
                 Ok(done.rows_affected())
             }
@@ -141,12 +155,16 @@ impl BenchDb {
         let done = match self.backend {
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::query("CREATE TEMP SEQUENCE bench_ids")
+                    .execute(&mut c)
+                    .await?;
                 let sql = format!(
-                    "INSERT INTO jobs (id, {COLUMNS}) SELECT gen_random_uuid(), {COLUMNS} FROM \
+                    "INSERT INTO jobs (id, {COLUMNS}) SELECT {PG_ORDERED_ID}, {COLUMNS} FROM \
                      (SELECT {COLUMNS} FROM jobs WHERE schedule <> '* * * * * *') j \
-                     CROSS JOIN generate_series(1, $1) AS g LIMIT $2"
+                     CROSS JOIN generate_series(1, $2) AS g LIMIT $3"
                 );
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(chrono::Utc::now().timestamp_millis())
                     .bind(rounds)
                     .bind(n as i64)
                     .execute(&mut c)
@@ -161,12 +179,14 @@ impl BenchDb {
                     .await?;
                 let sql = format!(
                     "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < ?1) \
-                     INSERT INTO jobs (id, {COLUMNS}) SELECT randomblob(16), {COLUMNS} FROM \
-                     (SELECT {COLUMNS} FROM jobs WHERE schedule <> '* * * * * *'), g LIMIT ?2"
+                     INSERT INTO jobs (id, {COLUMNS}) SELECT {SQLITE_ORDERED_ID}, {COLUMNS} FROM \
+                     (SELECT {COLUMNS}, row_number() OVER () AS n FROM \
+                     (SELECT {COLUMNS} FROM jobs WHERE schedule <> '* * * * * *'), g LIMIT ?2)"
                 );
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(rounds)
                     .bind(n as i64)
+                    .bind(chrono::Utc::now().timestamp_millis())
                     .execute(&mut c)
                     .await?;
                 sqlx::query("ANALYZE").execute(&mut c).await?;
