@@ -150,7 +150,7 @@ impl BenchDb {
              delivery, misfire_policy, retry_max_attempts, retry_backoff_ms, retry_max_backoff_ms, \
              concurrency_policy, enabled, signing_secret, next_fire_at, created_at, updated_at, \
              spread_ms, spread_offset_ms, version";
-        let sources = self.job_rows().await?.max(1);
+        let sources = self.count("SELECT COUNT(*) FROM jobs").await?.max(1);
         let rounds = (n as u64).div_ceil(sources as u64) as i64;
         let done = match self.backend {
             Backend::Postgres => {
@@ -196,9 +196,8 @@ impl BenchDb {
         Ok(done)
     }
 
-    /// Rows in `jobs`.
-    async fn job_rows(&self) -> anyhow::Result<i64> {
-        let sql = "SELECT COUNT(*) FROM jobs";
+    /// The one number `sql` (a `SELECT COUNT(*) ...`) answers.
+    async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
         Ok(match self.backend {
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.url).await?;
@@ -234,17 +233,7 @@ impl BenchDb {
 
     /// Rows in `executions`.
     pub async fn execution_rows(&self) -> anyhow::Result<i64> {
-        let sql = "SELECT COUNT(*) FROM executions";
-        Ok(match self.backend {
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await?;
-                sqlx::query_scalar(sql).fetch_one(&mut c).await?
-            }
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
-                sqlx::query_scalar(sql).fetch_one(&mut c).await?
-            }
-        })
+        self.count("SELECT COUNT(*) FROM executions").await
     }
 }
 
