@@ -95,11 +95,12 @@ impl CallLog {
 
     /// Counts one call made now and says at which level its line goes.
     pub fn line(&self, success: bool) -> Line {
-        self.line_at(success, Instant::now())
+        self.line_at(success, Instant::now)
     }
 
-    /// [`CallLog::line`] for a call made at `at`.
-    fn line_at(&self, success: bool, at: Instant) -> Line {
+    /// [`CallLog::line`] for a call made at `at()`, read only for a failure that may be
+    /// listed.
+    fn line_at(&self, success: bool, at: impl FnOnce() -> Instant) -> Line {
         if success {
             self.succeeded.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -110,7 +111,7 @@ impl CallLog {
             CallLogging::None => false,
             CallLogging::Failures if success => false,
             CallLogging::Failures => {
-                let now = at.saturating_duration_since(self.origin).as_secs();
+                let now = at().saturating_duration_since(self.origin).as_secs();
                 let mut second = self.second.lock().unwrap_or_else(|p| p.into_inner());
                 if second.0 != now {
                     *second = (now, 0);
@@ -169,9 +170,9 @@ mod tests {
     fn by_default_only_failures_are_listed_and_at_most_so_many_a_second() {
         let log = CallLog::new(CallLogging::Failures);
         let t0 = log.origin + Duration::from_millis(5_500);
-        assert_eq!(log.line_at(true, t0), Line::Debug);
+        assert_eq!(log.line_at(true, || t0), Line::Debug);
         let lines: Vec<Line> = (0..FAILURE_LINES_PER_SECOND + 5)
-            .map(|_| log.line_at(false, t0))
+            .map(|_| log.line_at(false, || t0))
             .collect();
         assert!(
             lines[..FAILURE_LINES_PER_SECOND as usize]
@@ -184,7 +185,10 @@ mod tests {
                 .all(|l| *l == Line::Debug)
         );
         // A new second lists failures again.
-        assert_eq!(log.line_at(false, t0 + Duration::from_secs(1)), Line::Info);
+        assert_eq!(
+            log.line_at(false, || t0 + Duration::from_secs(1)),
+            Line::Info
+        );
         assert_eq!(
             log.take(),
             Counts {
